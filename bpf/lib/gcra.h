@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * GCRA (generic cell rate algorithm): a token bucket that keeps one word per
+ * limit, the theoretical arrival time (TAT). A unit costs interval_ns; the
+ * bucket holds capacity_ns = burst * interval_ns. A charge of c units is
+ * admitted when max(TAT, now) + c * interval - now <= capacity, and then that
+ * sum becomes the new TAT. A TAT at or before now is a full bucket, so the
+ * state starts full at zero and needs no initialisation.
+ *
+ * Pure: no helpers, `now` is passed in. The BPF program and the unit tests
+ * compile this same file; __sync builtins are atomic on both.
+ *
+ * Bounds (enforced by the policy compiler): capacity_ns <= SLUICE_MAX_SPAN_NS
+ * and the cost of the largest charge <= SLUICE_MAX_SPAN_NS, so with now below
+ * 2^63 every sum here stays inside u64.
+ */
+#ifndef SLUICE_GCRA_H
+#define SLUICE_GCRA_H
+
+#include "../sluice_abi.h"
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+/* A TAT update that loses its compare-and-swap this many times in a row
+ * (other CPUs charging the same bucket) gives up, and the packet is treated
+ * as over the limit: under such contention the source is flooding, and
+ * failing closed never admits more than the limit. */
+#define SLUICE_CAS_RETRIES	8
+
+/* Value of gcra_charge() when every limit admitted the packet. */
+#define SLUICE_ADMIT		(-1)
+
+/* Time that `units` units cost under limit l. The fractional part matters
+ * for byte limits, where the per-byte interval can be below a nanosecond. */
+static __always_inline __u64 gcra_cost_ns(const struct sluice_limit *l,
+					  __u64 units)
+{
+	return units * l->interval_ns + ((units * l->interval_frac) >> 32);
+}
+
+/* Units the limit charges for a packet of `len` bytes, 0 if it does not
+ * charge this packet. */
+static __always_inline __u64 gcra_units(__u8 kind, int is_syn, __u32 len)
+{
+	switch (kind) {
+	case SLUICE_LIMIT_CONNECTIONS:
+		return is_syn ? 1 : 0;
+	case SLUICE_LIMIT_PACKETS:
+		return 1;
+	case SLUICE_LIMIT_BYTES:
+		return len;
+	default:
+		return 0;
+	}
+}
+
+/* One admission decision: returns 1 and sets *new_tat if admitted. */
+static __always_inline int gcra_step(__u64 tat, __u64 now, __u64 cost_ns,
+				     __u64 capacity_ns, __u64 *new_tat)
+{
+	__u64 start = tat > now ? tat : now;
+	__u64 next = start + cost_ns;
+
+	if (next - now > capacity_ns)
+		return 0;
+	*new_tat = next;
+	return 1;
+}
+
+/*
+ * Charge one packet to every limit of policy p that charges it. Returns
+ * SLUICE_ADMIT, or the index of the limit that refused it. A refused packet
+ * charges nothing: limits already charged are refunded.
+ *
+ * Race: each TAT is updated by compare-and-swap, so two CPUs charging one
+ * bucket can never both spend the same capacity. A refund is an atomic
+ * subtraction; between charge and refund another CPU may see the bucket
+ * fuller than it is and refuse a unit it could have had. That errs towards
+ * admitting less, never more, than the limit.
+ */
+static __always_inline int gcra_charge(struct sluice_source_state *st,
+				       const struct sluice_policy *p,
+				       int is_syn, __u32 len, __u64 now)
+{
+	__u64 charged[SLUICE_MAX_LIMITS] = {};
+	int refused = SLUICE_ADMIT;
+	int i, j, attempt;
+
+	for (i = 0; i < SLUICE_MAX_LIMITS; i++) {
+		const struct sluice_limit *l = &p->limits[i];
+		__u64 units, cost, old, next = 0;
+		int ok = 0;
+
+		if (i >= p->nlimits)
+			break;
+		units = gcra_units(l->kind, is_syn, len);
+		if (!units)
+			continue;
+		cost = gcra_cost_ns(l, units);
+		for (attempt = 0; attempt < SLUICE_CAS_RETRIES; attempt++) {
+			old = st->tat_ns[i];
+			if (!gcra_step(old, now, cost, l->capacity_ns, &next))
+				break;
+			if (__sync_val_compare_and_swap(&st->tat_ns[i], old,
+							next) == old) {
+				ok = 1;
+				break;
+			}
+		}
+		if (!ok) {
+			refused = i;
+			break;
+		}
+		charged[i] = cost;
+	}
+	if (refused == SLUICE_ADMIT)
+		return SLUICE_ADMIT;
+	for (j = 0; j < SLUICE_MAX_LIMITS; j++) {
+		if (j >= refused)
+			break;
+		if (charged[j])
+			__sync_fetch_and_sub(&st->tat_ns[j], charged[j]);
+	}
+	return refused;
+}
+
+/* What `flask limiter limits --key` shows: units a limit would admit now,
+ * and nanoseconds until the next unit is admitted (0 when one is now). */
+static __always_inline __u64 gcra_remaining(const struct sluice_limit *l,
+					    __u64 tat, __u64 now)
+{
+	__u64 used = tat > now ? tat - now : 0;
+
+	if (!l->interval_ns || used >= l->capacity_ns)
+		return 0;
+	return (l->capacity_ns - used) / l->interval_ns;
+}
+
+static __always_inline __u64 gcra_retry_after_ns(const struct sluice_limit *l,
+						 __u64 tat, __u64 now)
+{
+	__u64 used = tat > now ? tat - now : 0;
+	__u64 one = gcra_cost_ns(l, 1);
+
+	if (used + one <= l->capacity_ns)
+		return 0;
+	return used + one - l->capacity_ns;
+}
+
+#endif /* SLUICE_GCRA_H */

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sluice's XDP data path: parse -> allow/deny -> policy lookup -> GCRA
+ * buckets -> verdict -> count. Parsing and rate math live in lib/; this file
+ * only wires them to the maps. Map layouts are defined in sluice_abi.h.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "sluice_abi.h"
+#include "lib/parse.h"
+#include "lib/gcra.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* The arrays userspace writes are mmapable: it fills a whole generation
+ * with memory stores instead of a syscall per entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, SLUICE_PORT_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, SLUICE_GENERATIONS * SLUICE_MAX_POLICIES);
+	__type(key, __u32);
+	__type(value, struct sluice_policy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_policies SEC(".maps");
+
+/* Sized by userspace at load time (max_sources). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_MAX_SOURCES);
+	__type(key, struct sluice_source_key);
+	__type(value, struct sluice_source_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_sources SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SLUICE_MAX_CIDRS);
+	__type(key, struct sluice_lpm4_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_lists4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SLUICE_MAX_CIDRS);
+	__type(key, struct sluice_lpm6_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_lists6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_MAX_FRAGMENTS);
+	__type(key, struct sluice_frag_key);
+	__type(value, struct sluice_frag_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_frags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_STATS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct sluice_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_stats SEC(".maps");
+
+static __always_inline int verdict_drops(__u32 verdict)
+{
+	return verdict == SLUICE_VERDICT_LIMITED ||
+	       verdict == SLUICE_VERDICT_DENIED ||
+	       verdict == SLUICE_VERDICT_MALFORMED ||
+	       verdict == SLUICE_VERDICT_FRAGMENT;
+}
+
+/* Count the packet and turn the verdict into an XDP action. The counters
+ * are per CPU, so plain additions lose nothing. */
+static __always_inline int finish(__u32 slot, __u32 verdict, __u32 len)
+{
+	__u32 key = slot * SLUICE_VERDICT_COUNT + verdict;
+	struct sluice_counter *c = bpf_map_lookup_elem(&sluice_stats, &key);
+
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+	}
+	return verdict_drops(verdict) ? XDP_DROP : XDP_PASS;
+}
+
+/* Returns SLUICE_LIST_ALLOW, SLUICE_LIST_DENY or 0. */
+static __always_inline __u32 list_lookup(const struct sluice_pkt *pkt,
+					 __u32 gen)
+{
+	__u32 *kind;
+
+	if (pkt->is_ipv6) {
+		struct sluice_lpm6_key k = { .prefixlen = 32 + 128, .gen = gen };
+
+		__builtin_memcpy(k.addr, pkt->src, sizeof(k.addr));
+		kind = bpf_map_lookup_elem(&sluice_lists6, &k);
+	} else {
+		struct sluice_lpm4_key k = {
+			.prefixlen = 32 + 32, .gen = gen, .addr = pkt->src[3],
+		};
+
+		kind = bpf_map_lookup_elem(&sluice_lists4, &k);
+	}
+	return kind ? *kind : 0;
+}
+
+static __always_inline struct sluice_source_state *
+source_state(const struct sluice_policy *p, const struct sluice_pkt *pkt)
+{
+	const __u32 *mask = pkt->is_ipv6 ? p->mask6 : p->mask4;
+	struct sluice_source_key key = {
+		.state_tag = p->state_tag,
+		.addr = {
+			pkt->src[0] & mask[0], pkt->src[1] & mask[1],
+			pkt->src[2] & mask[2], pkt->src[3] & mask[3],
+		},
+	};
+	struct sluice_source_state zero = {}, *st;
+
+	st = bpf_map_lookup_elem(&sluice_sources, &key);
+	if (st)
+		return st;
+	/* Two CPUs may insert the same new source at once: NOEXIST lets one
+	 * win, and both then use its entry. */
+	bpf_map_update_elem(&sluice_sources, &key, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sluice_sources, &key);
+}
+
+static __always_inline void frag_key(struct sluice_frag_key *k,
+				     const struct sluice_pkt *pkt)
+{
+	__builtin_memcpy(k->src, pkt->src, sizeof(k->src));
+	__builtin_memcpy(k->dst, pkt->dst, sizeof(k->dst));
+	k->id = pkt->frag_id;
+	k->proto = pkt->l4proto;
+}
+
+/* Later fragments carry no ports: they follow the verdict of their
+ * datagram's first fragment, recorded here. */
+static __always_inline int finish_first_fragment(const struct sluice_pkt *pkt,
+						 __u32 slot, __u32 verdict,
+						 __u32 len)
+{
+	struct sluice_frag_key k = {};
+	struct sluice_frag_state fs = { .slot = slot, .verdict = verdict };
+
+	frag_key(&k, pkt);
+	bpf_map_update_elem(&sluice_frags, &k, &fs, BPF_ANY);
+	return finish(slot, verdict, len);
+}
+
+static __always_inline __u32 proto_policy_flag(__u8 l4proto)
+{
+	if (l4proto == IPPROTO_TCP)
+		return SLUICE_GEN_TCP_POLICY;
+	if (l4proto == IPPROTO_UDP)
+		return SLUICE_GEN_UDP_POLICY;
+	return 0;
+}
+
+SEC("xdp")
+int sluice_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 len = data_end - data;
+	struct sluice_pkt pkt = {};
+	const struct sluice_policy *policy;
+	struct sluice_source_state *st;
+	struct sluice_config *cfg;
+	__u32 zero = 0, gen, flags, slot = SLUICE_SLOT_NONE, key, verdict;
+	__u32 list = 0;
+	int rc;
+
+	rc = parse_packet(data, data_end, &pkt);
+	if (rc == PARSE_NOT_IP)
+		return finish(SLUICE_SLOT_NONE, SLUICE_VERDICT_PASS, len);
+	if (rc != PARSE_OK)
+		return finish(SLUICE_SLOT_NONE, SLUICE_VERDICT_MALFORMED, len);
+
+	cfg = bpf_map_lookup_elem(&sluice_config, &zero);
+	if (!cfg)	/* an array always has entry 0; keeps the verifier happy */
+		return XDP_PASS;
+	/* Userspace flips active_gen with one atomic store (sluice_abi.h). */
+	gen = *(volatile __u32 *)&cfg->active_gen & 1;
+	flags = cfg->gen[gen].flags;
+
+	if (pkt.frag == FRAG_LATER) {
+		struct sluice_frag_key fk = {};
+		struct sluice_frag_state *fs;
+
+		frag_key(&fk, &pkt);
+		fs = bpf_map_lookup_elem(&sluice_frags, &fk);
+		if (fs) {
+			slot = fs->slot;
+			if (verdict_drops(fs->verdict))
+				return finish(slot, fs->verdict, len);
+		} else if (flags & proto_policy_flag(pkt.l4proto)) {
+			/* Its first fragment was not seen (reordered, lost, or
+			 * never sent): the port it is for is unknown, so it
+			 * cannot be judged. Fail closed on protocols that
+			 * have policies. */
+			return finish(SLUICE_SLOT_NONE, SLUICE_VERDICT_FRAGMENT,
+				      len);
+		}
+	} else if (pkt.has_ports) {
+		__u32 proto_idx = pkt.l4proto == IPPROTO_TCP ?
+				  SLUICE_PROTO_TCP_IDX : SLUICE_PROTO_UDP_IDX;
+		__u32 *port_slot;
+
+		key = sluice_port_key(gen, proto_idx, pkt.dport);
+		port_slot = bpf_map_lookup_elem(&sluice_ports, &key);
+		if (port_slot)
+			slot = *port_slot;
+	}
+
+	/* The allow/deny trie costs a lookup: only when it has entries for
+	 * this family, and, with no policy here, only to find a deny. */
+	if (flags & (pkt.is_ipv6 ? SLUICE_GEN_LISTS_V6 : SLUICE_GEN_LISTS_V4) &&
+	    (slot != SLUICE_SLOT_NONE ||
+	     flags & (pkt.is_ipv6 ? SLUICE_GEN_DENY_V6 : SLUICE_GEN_DENY_V4)))
+		list = list_lookup(&pkt, gen);
+
+	if (list == SLUICE_LIST_DENY)
+		verdict = SLUICE_VERDICT_DENIED;
+	else if (list == SLUICE_LIST_ALLOW && slot != SLUICE_SLOT_NONE)
+		verdict = SLUICE_VERDICT_ALLOWED;
+	else if (slot == SLUICE_SLOT_NONE || slot >= SLUICE_MAX_POLICIES)
+		verdict = SLUICE_VERDICT_PASS;
+	else
+		verdict = SLUICE_VERDICT_ADMITTED;
+	if (verdict != SLUICE_VERDICT_ADMITTED)
+		goto out;
+
+	key = gen * SLUICE_MAX_POLICIES + slot;
+	policy = bpf_map_lookup_elem(&sluice_policies, &key);
+	if (!policy || !policy->nlimits)
+		goto out;
+	st = source_state(policy, &pkt);
+	if (!st) {
+		/* The LRU could not give us an entry (-ENOMEM under extreme
+		 * contention). Fail open for this one packet: a dropped
+		 * legitimate packet is worse than one unit over the limit. */
+		goto out;
+	}
+	if (gcra_charge(st, policy, pkt.is_syn, len, bpf_ktime_get_ns()) !=
+	    SLUICE_ADMIT) {
+		if (policy->action == SLUICE_ACTION_MONITOR)
+			verdict = SLUICE_VERDICT_MONITORED;
+		else	/* drop, and until they land: reject, respond, redirect */
+			verdict = SLUICE_VERDICT_LIMITED;
+	}
+out:
+	if (pkt.frag == FRAG_FIRST)
+		return finish_first_fragment(&pkt, slot, verdict, len);
+	return finish(slot, verdict, len);
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one definition of every map key, map value and constant shared by the
+ * XDP data path and userspace. Userspace static_asserts these layouts
+ * (userspace/abi_check.cpp); change a struct here and both sides follow.
+ *
+ * Generations: policies, the port table and the allow/deny tries each hold two
+ * generations side by side. Userspace fills the inactive one completely and
+ * then flips sluice_config.active_gen with a single atomic store, so a packet
+ * is judged entirely by the old or entirely by the new policy set.
+ */
+#ifndef SLUICE_ABI_H
+#define SLUICE_ABI_H
+
+#include <linux/types.h>
+
+#define SLUICE_GENERATIONS	2
+#define SLUICE_MAX_LIMITS	4
+/* Policy slots per generation. Slot 0 is "no policy": it carries the
+ * counters of traffic that matched none. */
+#define SLUICE_MAX_POLICIES	1024
+#define SLUICE_SLOT_NONE	0
+
+#define SLUICE_PORTS		65536
+#define SLUICE_PROTO_TCP_IDX	0
+#define SLUICE_PROTO_UDP_IDX	1
+#define SLUICE_PROTOS		2
+#define SLUICE_PORT_ENTRIES	(SLUICE_GENERATIONS * SLUICE_PROTOS * SLUICE_PORTS)
+
+/* Default size of the per-source LRU table; userspace sets it at load time. */
+#define SLUICE_DEFAULT_MAX_SOURCES	1000000
+/* In-flight fragmented datagrams tracked (first fragment -> later ones). */
+#define SLUICE_MAX_FRAGMENTS		65536
+/* Entries per allow/deny trie (both generations together). */
+#define SLUICE_MAX_CIDRS		262144
+
+/* GCRA bounds that keep every sum in u64 (see bpf/lib/gcra.h). */
+#define SLUICE_MAX_SPAN_NS		(1ULL << 62)
+/* A bytes limit is charged by frame length, at most this many bytes. */
+#define SLUICE_MAX_FRAME_BYTES		65535
+
+/* Pinned under this directory, one sub-directory per interface. */
+#define SLUICE_PIN_ROOT		"/sys/fs/bpf/sluice"
+
+enum sluice_limit_kind {
+	SLUICE_LIMIT_CONNECTIONS = 1,	/* charged 1 by a TCP SYN without ACK */
+	SLUICE_LIMIT_PACKETS = 2,	/* charged 1 by every packet */
+	SLUICE_LIMIT_BYTES = 3,		/* charged the frame length */
+};
+
+enum sluice_action {
+	SLUICE_ACTION_DROP = 0,
+	SLUICE_ACTION_MONITOR = 1,	/* count as would-be-limited, pass */
+	SLUICE_ACTION_REJECT = 2,	/* reserved: TCP RST from XDP */
+	SLUICE_ACTION_RESPOND = 3,	/* reserved: hand to the 429 responder */
+	SLUICE_ACTION_REDIRECT = 4,	/* reserved: XDP_REDIRECT to a devmap */
+	SLUICE_ACTION_COUNT
+};
+
+enum sluice_key_mode {
+	SLUICE_KEY_SOURCE = 0,		/* one bucket set per masked source */
+	SLUICE_KEY_GLOBAL = 1,		/* one bucket set for the whole policy */
+};
+
+enum sluice_verdict {
+	SLUICE_VERDICT_PASS = 0,	/* matched no policy */
+	SLUICE_VERDICT_ADMITTED = 1,	/* within every limit that charged it */
+	SLUICE_VERDICT_LIMITED = 2,	/* over a limit: the action was applied */
+	SLUICE_VERDICT_MONITORED = 3,	/* over a limit under action monitor: passed */
+	SLUICE_VERDICT_ALLOWED = 4,	/* source on the allow list */
+	SLUICE_VERDICT_DENIED = 5,	/* source on the deny list: dropped */
+	SLUICE_VERDICT_MALFORMED = 6,	/* unparseable IP packet: dropped */
+	SLUICE_VERDICT_FRAGMENT = 7,	/* non-first fragment with no known first: dropped */
+	SLUICE_VERDICT_COUNT
+};
+
+/* sluice_config.gen[].flags: let the data path skip lookups that cannot hit. */
+#define SLUICE_GEN_LISTS_V4	(1U << 0)	/* the IPv4 trie has entries */
+#define SLUICE_GEN_LISTS_V6	(1U << 1)
+#define SLUICE_GEN_DENY_V4	(1U << 2)	/* ... and some are deny entries */
+#define SLUICE_GEN_DENY_V6	(1U << 3)
+#define SLUICE_GEN_TCP_POLICY	(1U << 4)	/* some TCP port has a policy */
+#define SLUICE_GEN_UDP_POLICY	(1U << 5)
+
+struct sluice_gen_info {
+	__u32 flags;
+	__u32 policies;			/* informational: policies installed */
+};
+
+/* Map sluice_config: one mmapable array entry. */
+struct sluice_config {
+	__u32 active_gen;		/* 0 or 1; written with one atomic store */
+	__u32 pad;
+	struct sluice_gen_info gen[SLUICE_GENERATIONS];
+};
+
+struct sluice_limit {
+	__u64 interval_ns;		/* emission interval: time one unit costs */
+	__u64 capacity_ns;		/* burst * interval: how far ahead TAT may run */
+	__u32 interval_frac;		/* fraction of interval_ns, in 2^-32 ns */
+	__u8 kind;			/* enum sluice_limit_kind */
+	__u8 pad[3];
+	/* The limit as written ("count per period burst N"): the data path
+	 * does not read these; they make the installed state self-describing. */
+	__u64 count;
+	__u64 period_ns;
+	__u64 burst;
+};
+
+#define SLUICE_POLICY_NAME_LEN	48
+
+/* Map sluice_policies: array, key = gen * SLUICE_MAX_POLICIES + slot. */
+struct sluice_policy {
+	char name[SLUICE_POLICY_NAME_LEN];	/* NUL-terminated */
+	__u32 slot;			/* stable while the name is: indexes counters */
+	__u32 state_tag;		/* in source keys; changes when limits change */
+	__u8 action;			/* enum sluice_action */
+	__u8 key_mode;			/* enum sluice_key_mode */
+	__u8 ipv4_prefix;		/* source prefix, 0..32 (for display) */
+	__u8 ipv6_prefix;		/* source prefix, 0..128 (for display) */
+	__u8 nlimits;			/* limits[0..nlimits) are valid */
+	__u8 proto;			/* IPPROTO_TCP or IPPROTO_UDP */
+	__u16 pad;
+	__u32 redirect_ifindex;		/* reserved for SLUICE_ACTION_REDIRECT */
+	/* The prefixes as masks over the IPv4-mapped or IPv6 address, network
+	 * byte order; all zero for key global. Precomputed so the data path
+	 * masks with four ANDs. */
+	__u32 mask4[4];
+	__u32 mask6[4];
+	struct sluice_limit limits[SLUICE_MAX_LIMITS];
+};
+
+/* Map sluice_ports: array, key = sluice_port_key(gen, proto_idx, port),
+ * value = policy slot (SLUICE_SLOT_NONE when the port has no policy). */
+static inline __u32 sluice_port_key(__u32 gen, __u32 proto_idx, __u32 port)
+{
+	return (gen * SLUICE_PROTOS + proto_idx) * SLUICE_PORTS + port;
+}
+
+/* Map sluice_sources: LRU hash. IPv4 sources are stored IPv4-mapped
+ * (::ffff:a.b.c.d), masked to the policy's prefix; all zero for key global. */
+struct sluice_source_key {
+	__u32 state_tag;
+	__u32 addr[4];			/* network byte order */
+};
+
+/* One GCRA theoretical arrival time per limit of the policy. */
+struct sluice_source_state {
+	__u64 tat_ns[SLUICE_MAX_LIMITS];
+};
+
+/* Maps sluice_lists4 / sluice_lists6: LPM tries. The generation is part of
+ * the matched prefix: prefixlen = 32 + CIDR length. */
+struct sluice_lpm4_key {
+	__u32 prefixlen;
+	__u32 gen;			/* matched as 4 bytes, before the address */
+	__u32 addr;
+};
+
+struct sluice_lpm6_key {
+	__u32 prefixlen;
+	__u32 gen;
+	__u32 addr[4];
+};
+
+enum sluice_list_kind {
+	SLUICE_LIST_ALLOW = 1,
+	SLUICE_LIST_DENY = 2,
+};
+
+/* Map sluice_frags: LRU hash from a fragmented datagram to the verdict its
+ * first fragment got, so later fragments follow it (bpf/sluice.bpf.c). */
+struct sluice_frag_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u32 id;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct sluice_frag_state {
+	__u32 slot;			/* policy slot, SLUICE_SLOT_NONE if none */
+	__u32 verdict;			/* enum sluice_verdict of the first fragment */
+};
+
+/* Map sluice_stats: per-CPU array, key = slot * SLUICE_VERDICT_COUNT + verdict. */
+struct sluice_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#define SLUICE_STATS_ENTRIES	(SLUICE_MAX_POLICIES * SLUICE_VERDICT_COUNT)
+
+#endif /* SLUICE_ABI_H */

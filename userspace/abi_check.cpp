@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// Compile-time checks that the C++ side sees bpf/sluice_abi.h with the layout
+// the BPF program was compiled with. A change to the ABI that moves a field
+// the data path reads fails the build here instead of corrupting maps.
+#include <cstddef>
+
+extern "C" {
+#include "sluice_abi.h"
+}
+
+namespace sluice {
+
+static_assert(sizeof(sluice_config) == 24);
+static_assert(offsetof(sluice_config, active_gen) == 0);
+static_assert(offsetof(sluice_config, gen) == 8);
+static_assert(sizeof(sluice_gen_info) == 8);
+
+static_assert(sizeof(sluice_limit) == 48);
+static_assert(offsetof(sluice_limit, interval_ns) == 0);
+static_assert(offsetof(sluice_limit, capacity_ns) == 8);
+static_assert(offsetof(sluice_limit, interval_frac) == 16);
+static_assert(offsetof(sluice_limit, kind) == 20);
+static_assert(offsetof(sluice_limit, count) == 24);
+
+static_assert(sizeof(sluice_policy) == 296);
+static_assert(offsetof(sluice_policy, slot) == 48);
+static_assert(offsetof(sluice_policy, state_tag) == 52);
+static_assert(offsetof(sluice_policy, action) == 56);
+static_assert(offsetof(sluice_policy, nlimits) == 60);
+static_assert(offsetof(sluice_policy, mask4) == 68);
+static_assert(offsetof(sluice_policy, mask6) == 84);
+static_assert(offsetof(sluice_policy, limits) == 104);
+static_assert(sizeof(sluice_policy) % 8 == 0, "array stride must equal the struct size");
+
+static_assert(sizeof(sluice_source_key) == 20);
+static_assert(offsetof(sluice_source_key, addr) == 4);
+static_assert(sizeof(sluice_source_state) == 8 * SLUICE_MAX_LIMITS);
+
+static_assert(sizeof(sluice_lpm4_key) == 12);
+static_assert(offsetof(sluice_lpm4_key, addr) == 8);
+static_assert(sizeof(sluice_lpm6_key) == 24);
+static_assert(offsetof(sluice_lpm6_key, addr) == 8);
+
+static_assert(sizeof(sluice_frag_key) == 40);
+static_assert(offsetof(sluice_frag_key, id) == 32);
+static_assert(sizeof(sluice_frag_state) == 8);
+static_assert(sizeof(sluice_counter) == 16);
+
+static_assert(SLUICE_PORT_ENTRIES == 2 * 2 * 65536);
+static_assert(SLUICE_STATS_ENTRIES == SLUICE_MAX_POLICIES * SLUICE_VERDICT_COUNT);
+
+}  // namespace sluice

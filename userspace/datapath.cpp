@@ -1,0 +1,889 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "datapath.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
+#include <net/if.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
+
+#include "error.h"
+#include "sluice.skel.h"
+
+extern "C" {
+#include "lib/gcra.h"
+}
+
+namespace sluice {
+namespace {
+
+constexpr const char* kProgName = "sluice_xdp";
+constexpr const char* kProgPin = "prog";
+constexpr const char* kLockFile = ".lock";
+constexpr uint32_t kBpffsMagic = 0xcafe4a11;
+constexpr size_t kVerifierTailLines = 20;
+
+const char* const kMapNames[] = {
+    "sluice_config", "sluice_ports", "sluice_policies", "sluice_sources",
+    "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
+};
+
+std::string pinDir(const std::string& iface)
+{
+    return std::string(SLUICE_PIN_ROOT) + "/" + iface;
+}
+
+// ---- RAII holders -------------------------------------------------------
+
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    Fd& operator=(Fd&& o) noexcept
+    {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    ~Fd() { reset(); }
+    int get() const { return fd_; }
+    void reset()
+    {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+class Mapping {
+public:
+    Mapping() = default;
+    Mapping(int fd, size_t len) : len_(len)
+    {
+        void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            throwSys("mmap of a sluice map", errno);
+        addr_ = p;
+    }
+    Mapping(Mapping&& o) noexcept
+        : addr_(std::exchange(o.addr_, nullptr)), len_(std::exchange(o.len_, 0)) {}
+    Mapping& operator=(Mapping&& o) noexcept
+    {
+        if (this != &o) {
+            reset();
+            addr_ = std::exchange(o.addr_, nullptr);
+            len_ = std::exchange(o.len_, 0);
+        }
+        return *this;
+    }
+    ~Mapping() { reset(); }
+    template <typename T> T* as() const { return static_cast<T*>(addr_); }
+
+private:
+    void reset()
+    {
+        if (addr_)
+            ::munmap(addr_, len_);
+        addr_ = nullptr;
+    }
+    void* addr_ = nullptr;
+    size_t len_ = 0;
+};
+
+struct SkelDeleter {
+    void operator()(sluice_bpf* s) const { sluice_bpf__destroy(s); }
+};
+struct XdpProgramDeleter {
+    void operator()(xdp_program* p) const { xdp_program__close(p); }
+};
+struct MultiprogDeleter {
+    void operator()(xdp_multiprog* m) const { xdp_multiprog__close(m); }
+};
+using SkelPtr = std::unique_ptr<sluice_bpf, SkelDeleter>;
+using XdpProgramPtr = std::unique_ptr<xdp_program, XdpProgramDeleter>;
+using MultiprogPtr = std::unique_ptr<xdp_multiprog, MultiprogDeleter>;
+
+// ---- libbpf / libxdp log capture ---------------------------------------
+
+// libbpf and libxdp print through global callbacks. While a LogCapture is
+// alive their lines are kept (for the verifier log in an error message);
+// otherwise they are shown only with SLUICE_DEBUG set.
+std::mutex logMutex;
+std::vector<std::string>* logSink = nullptr;
+
+int logPrint(const char* format, va_list args)
+{
+    char buf[1024];
+    vsnprintf(buf, sizeof(buf), format, args);
+    std::lock_guard lock(logMutex);
+    if (logSink) {
+        std::string line(buf);
+        while (!line.empty() && line.back() == '\n')
+            line.pop_back();
+        logSink->push_back(line);
+    } else if (getenv("SLUICE_DEBUG")) {
+        fputs(buf, stderr);
+    }
+    return 0;
+}
+
+int libbpfPrint(enum libbpf_print_level, const char* format, va_list args)
+{
+    return logPrint(format, args);
+}
+
+int libxdpPrint(enum libxdp_print_level, const char* format, va_list args)
+{
+    return logPrint(format, args);
+}
+
+class LogCapture {
+public:
+    LogCapture()
+    {
+        static std::once_flag once;
+        std::call_once(once, [] {
+            libbpf_set_print(libbpfPrint);
+            libxdp_set_print(libxdpPrint);
+        });
+        std::lock_guard lock(logMutex);
+        logSink = &lines_;
+    }
+    ~LogCapture()
+    {
+        std::lock_guard lock(logMutex);
+        logSink = nullptr;
+    }
+    std::string tail(size_t n) const
+    {
+        std::string out;
+        size_t start = lines_.size() > n ? lines_.size() - n : 0;
+        for (size_t i = start; i < lines_.size(); i++)
+            out += "\n  " + lines_[i];
+        return out;
+    }
+    bool contains(const std::string& needle) const
+    {
+        return std::any_of(lines_.begin(), lines_.end(),
+                           [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+    }
+
+private:
+    std::vector<std::string> lines_;
+};
+
+// ---- small helpers ------------------------------------------------------
+
+int ifindexOf(const std::string& iface)
+{
+    if (iface.empty() || iface.size() >= IFNAMSIZ)
+        throwUsage("invalid interface name '" + iface + "'");
+    unsigned idx = if_nametoindex(iface.c_str());
+    if (!idx)
+        throwUsage("unknown interface '" + iface + "' (see `ip link`)");
+    return static_cast<int>(idx);
+}
+
+void mkdirPrivate(const std::string& path)
+{
+    if (::mkdir(path.c_str(), 0700) && errno != EEXIST)
+        throwSys("cannot create " + path, errno);
+}
+
+bool exists(const std::string& path)
+{
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+// Array maps store each value at an 8-byte aligned stride.
+constexpr size_t stride(size_t valueSize)
+{
+    return (valueSize + 7) & ~size_t{7};
+}
+
+size_t pageAligned(size_t len)
+{
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    return (len + page - 1) / page * page;
+}
+
+XdpMode modeFromLibxdp(enum xdp_attach_mode m)
+{
+    return m == XDP_MODE_SKB ? XdpMode::Generic : XdpMode::Native;
+}
+
+// The sluice program attached to ifindex, if any, and how.
+struct AttachedProgram {
+    bool found = false;
+    AttachInfo info;
+};
+
+AttachedProgram queryAttached(int ifindex)
+{
+    AttachedProgram out;
+    MultiprogPtr mp(xdp_multiprog__get_from_ifindex(ifindex));
+    if (libxdp_get_error(mp.get())) {
+        (void)mp.release();
+        return out;
+    }
+    out.info.dispatcher = !xdp_multiprog__is_legacy(mp.get());
+    out.info.mode = modeFromLibxdp(xdp_multiprog__attach_mode(mp.get()));
+    if (!out.info.dispatcher) {
+        xdp_program* main = xdp_multiprog__main_prog(mp.get());
+        out.found = main && std::string(xdp_program__name(main)) == kProgName;
+        return out;
+    }
+    for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp.get()); p;
+         p = xdp_multiprog__next_prog(p, mp.get()))
+        if (std::string(xdp_program__name(p)) == kProgName)
+            out.found = true;
+    return out;
+}
+
+// Held while a ruleset is written, so two writers (CLI and daemon) never
+// interleave their generations.
+class InstallLock {
+public:
+    explicit InstallLock(const std::string& dir)
+    {
+        if (dir.empty())
+            return;
+        std::string path = dir + "/" + kLockFile;
+        fd_ = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+        if (fd_.get() < 0)
+            throwSys("cannot open " + path, errno);
+        if (::flock(fd_.get(), LOCK_EX))
+            throwSys("cannot lock " + path, errno);
+    }
+
+private:
+    Fd fd_;
+};
+
+// Waits until no packet can still be judged by the generation that was
+// active before the last flip. XDP programs run inside RCU read-side
+// sections, and MEMBARRIER_CMD_GLOBAL performs synchronize_rcu().
+void waitForReaders()
+{
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+        return;
+    // nohz_full kernels refuse it; a packet's run is microseconds.
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+}
+
+}  // namespace
+
+// ---- Impl ---------------------------------------------------------------
+
+struct Datapath::Impl {
+    std::string iface;
+    std::string pins;  // "" when not pinned
+    AttachInfo info;
+    SkelPtr skel;          // present when this process loaded the program
+    XdpProgramPtr xdpProg;  // present when this process attached it
+    Fd progPin;            // program fd when opened from pins
+    std::map<std::string, Fd> pinnedMaps;  // map fds when opened from pins
+    Mapping config, ports, policies;
+    int ncpus = 0;
+
+    int mapFd(const char* name) const
+    {
+        if (skel) {
+            bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
+            return m ? bpf_map__fd(m) : -1;
+        }
+        auto it = pinnedMaps.find(name);
+        return it == pinnedMaps.end() ? -1 : it->second.get();
+    }
+
+    void mapArrays()
+    {
+        config = Mapping(mapFd("sluice_config"), pageAligned(stride(sizeof(sluice_config))));
+        ports = Mapping(mapFd("sluice_ports"), pageAligned(stride(sizeof(__u32)) * SLUICE_PORT_ENTRIES));
+        policies = Mapping(mapFd("sluice_policies"),
+                           pageAligned(stride(sizeof(sluice_policy)) * SLUICE_GENERATIONS *
+                                       SLUICE_MAX_POLICIES));
+        ncpus = libbpf_num_possible_cpus();
+        if (ncpus <= 0)
+            throwSys("cannot count possible CPUs", ncpus);
+    }
+
+    sluice_config* cfg() const { return config.as<sluice_config>(); }
+    uint32_t activeGen() const { return __atomic_load_n(&cfg()->active_gen, __ATOMIC_ACQUIRE) & 1; }
+
+    uint32_t& portSlot(uint32_t key) const
+    {
+        return *reinterpret_cast<uint32_t*>(ports.as<char>() + key * stride(sizeof(__u32)));
+    }
+    sluice_policy& policy(uint32_t gen, uint32_t slot) const
+    {
+        size_t idx = gen * SLUICE_MAX_POLICIES + slot;
+        return *reinterpret_cast<sluice_policy*>(policies.as<char>() + idx * stride(sizeof(sluice_policy)));
+    }
+};
+
+Datapath::Datapath(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Datapath::Datapath(Datapath&&) noexcept = default;
+Datapath& Datapath::operator=(Datapath&&) noexcept = default;
+Datapath::~Datapath() = default;
+
+const std::string& Datapath::iface() const { return impl_->iface; }
+const AttachInfo& Datapath::attachInfo() const { return impl_->info; }
+
+int Datapath::progFd() const
+{
+    if (impl_->skel)
+        return bpf_program__fd(impl_->skel->progs.sluice_xdp);
+    return impl_->progPin.get();
+}
+
+void ensureBpffs()
+{
+    struct statfs fs;
+    if (::statfs("/sys/fs/bpf", &fs) == 0 && static_cast<uint32_t>(fs.f_type) == kBpffsMagic)
+        return;
+    if (::mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+        throwSys("bpffs is not mounted at /sys/fs/bpf and mounting it failed", errno);
+}
+
+namespace {
+
+SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
+{
+    DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot);
+    SkelPtr skel(sluice_bpf__open_opts(&opts));
+    if (!skel)
+        throwSys("cannot open the sluice BPF object", errno);
+    if (maxSources == 0)
+        throwUsage("max_sources must be at least 1");
+    int err = bpf_map__set_max_entries(skel->maps.sluice_sources, maxSources);
+    if (err)
+        throwSys("cannot size the source table", err);
+    return skel;
+}
+
+std::string loadFailure(const std::string& what, int err, const LogCapture& log)
+{
+    std::string msg = what + ": " + errnoText(err);
+    if (err == -EPERM || err == -EACCES)
+        msg += " (needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN: run as root)";
+    else if (log.contains("different") || log.contains("incompatible"))
+        msg += " (maps pinned by another sluice version: run `sluice detach IFACE` first)";
+    return msg + "; last lines of the libbpf/verifier log:" + log.tail(kVerifierTailLines);
+}
+
+}  // namespace
+
+Datapath Datapath::loadUnattached(uint32_t maxSources)
+{
+    LogCapture log;
+    auto impl = std::make_unique<Impl>();
+    impl->skel = openSkeleton(nullptr, maxSources);
+    bpf_map* map;
+    bpf_object__for_each_map(map, impl->skel->obj) {
+        int err = bpf_map__set_pin_path(map, nullptr);
+        if (err)
+            throwSys("cannot unpin map", err);
+    }
+    if (int err = sluice_bpf__load(impl->skel.get()))
+        throwRuntime(loadFailure("the kernel refused the sluice program", err, log));
+    impl->mapArrays();
+    return Datapath(std::move(impl));
+}
+
+Datapath Datapath::attach(const AttachOptions& options)
+{
+    int ifindex = ifindexOf(options.iface);
+    if (queryAttached(ifindex).found)
+        throwUsage("sluice is already attached to " + options.iface +
+                   "; use `sluice apply` to change its policies or `sluice detach` first");
+    ensureBpffs();
+    mkdirPrivate(SLUICE_PIN_ROOT);
+    std::string dir = pinDir(options.iface);
+    mkdirPrivate(dir);
+
+    LogCapture log;
+    auto impl = std::make_unique<Impl>();
+    impl->iface = options.iface;
+    impl->pins = dir;
+    // Maps already pinned here (a program detached by hand, a crashed
+    // attach) are reused by libbpf: their state survives.
+    impl->skel = openSkeleton(dir.c_str(), options.maxSources);
+
+    DECLARE_LIBXDP_OPTS(xdp_program_opts, xopts, .obj = impl->skel->obj, .prog_name = kProgName);
+    impl->xdpProg.reset(xdp_program__create(&xopts));
+    if (long err = libxdp_get_error(impl->xdpProg.get())) {
+        (void)impl->xdpProg.release();
+        throwRuntime(loadFailure("cannot prepare the sluice program", static_cast<int>(err), log));
+    }
+    enum xdp_attach_mode mode = XDP_MODE_UNSPEC;
+    if (options.mode == XdpMode::Native)
+        mode = XDP_MODE_NATIVE;
+    else if (options.mode == XdpMode::Generic)
+        mode = XDP_MODE_SKB;
+    int err = xdp_program__attach(impl->xdpProg.get(), ifindex, mode, 0);
+    if (err) {
+        std::string what = "cannot attach to " + options.iface;
+        if (err == -EEXIST || err == -EBUSY)
+            throwRuntime(what + ": another XDP program is attached there; remove it first "
+                                "(`xdp-loader status " + options.iface + "`)");
+        if (err == -EOPNOTSUPP && options.mode == XdpMode::Native)
+            throwRuntime(what + ": the driver has no native XDP; use --mode generic");
+        throwRuntime(loadFailure(what, err, log));
+    }
+
+    auto attached = queryAttached(ifindex);
+    impl->info = attached.info;
+    if (!attached.info.dispatcher)
+        impl->info.note = log.contains("dispatcher")
+                              ? "libxdp's dispatcher could not load on this kernel; attached as a "
+                                "single program (other XDP programs cannot share this interface)"
+                              : "attached as a single program";
+    else
+        impl->info.note = "attached through libxdp's multi-program dispatcher";
+
+    std::string progPath = dir + "/" + kProgPin;
+    ::unlink(progPath.c_str());
+    if (int perr = bpf_obj_pin(bpf_program__fd(impl->skel->progs.sluice_xdp), progPath.c_str()))
+        throwSys("cannot pin the program at " + progPath, perr);
+    impl->mapArrays();
+    return Datapath(std::move(impl));
+}
+
+Datapath Datapath::open(const std::string& iface)
+{
+    std::string dir = pinDir(iface);
+    ensureBpffs();
+    if (!exists(dir + "/sluice_config"))
+        throwUsage("sluice is not attached to " + iface + " (nothing pinned under " + dir +
+                   "): run `sluice attach " + iface + "` first");
+    auto impl = std::make_unique<Impl>();
+    impl->iface = iface;
+    impl->pins = dir;
+    for (const char* name : kMapNames) {
+        std::string path = dir + "/" + name;
+        int fd = bpf_obj_get(path.c_str());
+        if (fd < 0)
+            throwSys("cannot open pinned map " + path, fd);
+        impl->pinnedMaps.emplace(name, Fd(fd));
+    }
+    int pfd = bpf_obj_get((dir + "/" + kProgPin).c_str());
+    impl->progPin = Fd(pfd < 0 ? -1 : pfd);
+    if (unsigned idx = if_nametoindex(iface.c_str())) {
+        auto attached = queryAttached(static_cast<int>(idx));
+        impl->info = attached.info;
+        if (!attached.found)
+            impl->info.note = "pinned state present but the program is not attached";
+    }
+    impl->mapArrays();
+    return Datapath(std::move(impl));
+}
+
+void Datapath::detach(const std::string& iface)
+{
+    std::string dir = pinDir(iface);
+    bool pinned = exists(dir);
+    bool detached = false;
+    unsigned idx = if_nametoindex(iface.c_str());
+    if (idx) {
+        LogCapture log;
+        MultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(idx)));
+        if (libxdp_get_error(mp.get())) {
+            (void)mp.release();
+        } else if (xdp_multiprog__is_legacy(mp.get())) {
+            xdp_program* main = xdp_multiprog__main_prog(mp.get());
+            if (main && std::string(xdp_program__name(main)) == kProgName) {
+                if (int err = xdp_multiprog__detach(mp.get()))
+                    throwSys("cannot detach from " + iface, err);
+                detached = true;
+            }
+        } else {
+            enum xdp_attach_mode mode = xdp_multiprog__attach_mode(mp.get());
+            for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp.get()); p;
+                 p = xdp_multiprog__next_prog(p, mp.get())) {
+                if (std::string(xdp_program__name(p)) != kProgName)
+                    continue;
+                if (int err = xdp_program__detach(p, static_cast<int>(idx), mode, 0))
+                    throwSys("cannot detach from " + iface, err);
+                detached = true;
+                break;
+            }
+        }
+    } else if (!pinned) {
+        throwUsage("unknown interface '" + iface + "' and nothing pinned for it");
+    }
+    if (!detached && !pinned)
+        throwUsage("sluice is not attached to " + iface);
+    if (pinned) {
+        if (DIR* d = ::opendir(dir.c_str())) {
+            while (dirent* e = ::readdir(d)) {
+                std::string name = e->d_name;
+                if (name != "." && name != "..")
+                    ::unlink((dir + "/" + name).c_str());
+            }
+            ::closedir(d);
+        }
+        if (::rmdir(dir.c_str()))
+            throwSys("cannot remove " + dir, errno);
+        ::rmdir(SLUICE_PIN_ROOT);  // only succeeds when no interface is left
+    }
+}
+
+// ---- rulesets -----------------------------------------------------------
+
+std::vector<InstalledPolicy> Datapath::installedPolicies() const
+{
+    std::vector<InstalledPolicy> out;
+    uint32_t gen = impl_->activeGen();
+    for (uint32_t slot = 1; slot < SLUICE_MAX_POLICIES; slot++) {
+        const sluice_policy& p = impl_->policy(gen, slot);
+        if (!p.name[0])
+            continue;
+        InstalledPolicy ip;
+        ip.name = std::string(p.name, strnlen(p.name, sizeof(p.name)));
+        ip.slot = p.slot;
+        ip.stateTag = p.state_tag;
+        ip.ipv4Prefix = p.ipv4_prefix;
+        ip.ipv6Prefix = p.ipv6_prefix;
+        ip.key = static_cast<KeyMode>(p.key_mode);
+        for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++)
+            ip.limits.push_back(Limit{static_cast<LimitKind>(p.limits[i].kind), p.limits[i].count,
+                                      p.limits[i].period_ns, p.limits[i].burst});
+        out.push_back(ip);
+    }
+    return out;
+}
+
+namespace {
+
+template <typename Key>
+void clearGeneration(int fd, uint32_t gen)
+{
+    std::vector<Key> doomed;
+    Key key{}, next{};
+    int err = bpf_map_get_next_key(fd, nullptr, &next);
+    while (!err) {
+        if (next.gen == gen)
+            doomed.push_back(next);
+        key = next;
+        err = bpf_map_get_next_key(fd, &key, &next);
+    }
+    if (err != -ENOENT)
+        throwSys("cannot list allow/deny entries", err);
+    for (const auto& k : doomed)
+        if (int derr = bpf_map_delete_elem(fd, &k); derr && derr != -ENOENT)
+            throwSys("cannot remove an allow/deny entry", derr);
+}
+
+template <typename Entry>
+void writeEntries(int fd, const std::vector<Entry>& entries, uint32_t gen)
+{
+    for (auto e : entries) {
+        e.key.gen = gen;
+        if (int err = bpf_map_update_elem(fd, &e.key, &e.kind, BPF_ANY))
+            throwSys("cannot write an allow/deny entry", err);
+    }
+}
+
+}  // namespace
+
+void Datapath::install(const Ruleset& rules)
+{
+    auto previous = installedPolicies();
+    CompiledRuleset compiled = compileRuleset(rules, previous);
+
+    InstallLock lock(impl_->pins);
+    uint32_t active = impl_->activeGen();
+    uint32_t next = active ^ 1;
+    waitForReaders();
+
+    for (uint32_t slot = 0; slot < SLUICE_MAX_POLICIES; slot++)
+        impl_->policy(next, slot) = sluice_policy{};
+    for (const auto& p : compiled.policies)
+        impl_->policy(next, p.slot) = p;
+    uint32_t base = sluice_port_key(next, 0, 0);
+    for (uint32_t k = 0; k < SLUICE_PROTOS * SLUICE_PORTS; k++)
+        impl_->portSlot(base + k) = SLUICE_SLOT_NONE;
+    for (const auto& [key, slot] : compiled.ports)
+        impl_->portSlot(base + key) = slot;
+
+    int fd4 = impl_->mapFd("sluice_lists4"), fd6 = impl_->mapFd("sluice_lists6");
+    clearGeneration<sluice_lpm4_key>(fd4, next);
+    clearGeneration<sluice_lpm6_key>(fd6, next);
+    writeEntries(fd4, compiled.lists4, next);
+    writeEntries(fd6, compiled.lists6, next);
+
+    // A name new to this generation starts its counters at zero.
+    std::vector<sluice_counter> zeros(impl_->ncpus);
+    int statsFd = impl_->mapFd("sluice_stats");
+    for (const auto& p : compiled.policies) {
+        bool kept = std::any_of(previous.begin(), previous.end(),
+                                [&](const InstalledPolicy& ip) { return ip.slot == p.slot; });
+        if (kept)
+            continue;
+        for (uint32_t v = 0; v < SLUICE_VERDICT_COUNT; v++) {
+            uint32_t key = p.slot * SLUICE_VERDICT_COUNT + v;
+            if (int err = bpf_map_update_elem(statsFd, &key, zeros.data(), BPF_ANY))
+                throwSys("cannot reset counters", err);
+        }
+    }
+
+    sluice_config* cfg = impl_->cfg();
+    cfg->gen[next].flags = compiled.flags;
+    cfg->gen[next].policies = static_cast<uint32_t>(compiled.policies.size());
+    // The flip: one aligned 32-bit store, after everything above is visible.
+    __atomic_store_n(&cfg->active_gen, next, __ATOMIC_RELEASE);
+}
+
+Ruleset Datapath::installed() const
+{
+    Ruleset out;
+    uint32_t gen = impl_->activeGen();
+    std::map<uint32_t, size_t> bySlot;
+    for (uint32_t slot = 1; slot < SLUICE_MAX_POLICIES; slot++) {
+        const sluice_policy& p = impl_->policy(gen, slot);
+        if (!p.name[0])
+            continue;
+        Policy pol;
+        pol.name = std::string(p.name, strnlen(p.name, sizeof(p.name)));
+        pol.proto = static_cast<Proto>(p.proto);
+        pol.action = static_cast<Action>(p.action);
+        pol.key = static_cast<KeyMode>(p.key_mode);
+        pol.ipv4Prefix = p.ipv4_prefix;
+        pol.ipv6Prefix = p.ipv6_prefix;
+        for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++)
+            pol.limits.push_back(Limit{static_cast<LimitKind>(p.limits[i].kind), p.limits[i].count,
+                                       p.limits[i].period_ns, p.limits[i].burst});
+        bySlot[slot] = out.policies.size();
+        out.policies.push_back(pol);
+    }
+    for (uint32_t proto = 0; proto < SLUICE_PROTOS; proto++) {
+        for (uint32_t port = 0; port < SLUICE_PORTS; port++) {
+            uint32_t slot = impl_->portSlot(sluice_port_key(gen, proto, port));
+            auto it = bySlot.find(slot);
+            if (slot == SLUICE_SLOT_NONE || it == bySlot.end())
+                continue;
+            auto& ranges = out.policies[it->second].ports;
+            if (!ranges.empty() && ranges.back().last + 1u == port)
+                ranges.back().last = static_cast<uint16_t>(port);
+            else
+                ranges.push_back({static_cast<uint16_t>(port), static_cast<uint16_t>(port)});
+        }
+    }
+
+    auto readList = [&](int fd, auto keyType, bool v6) {
+        using Key = decltype(keyType);
+        Key key{}, next{};
+        int err = bpf_map_get_next_key(fd, nullptr, &next);
+        while (!err) {
+            uint32_t kind = 0;
+            if (next.gen == gen && bpf_map_lookup_elem(fd, &next, &kind) == 0) {
+                Cidr c;
+                if (v6) {
+                    std::memcpy(c.addr.bytes.data(), &next.addr, 16);
+                } else {
+                    c.addr.bytes[10] = c.addr.bytes[11] = 0xff;
+                    std::memcpy(&c.addr.bytes[12], &next.addr, 4);
+                    c.addr.isV4 = true;
+                }
+                c.prefix = static_cast<uint8_t>(next.prefixlen - 32);
+                (kind == SLUICE_LIST_DENY ? out.deny : out.allow).push_back(c);
+            }
+            key = next;
+            err = bpf_map_get_next_key(fd, &key, &next);
+        }
+    };
+    readList(impl_->mapFd("sluice_lists4"), sluice_lpm4_key{}, false);
+    readList(impl_->mapFd("sluice_lists6"), sluice_lpm6_key{}, true);
+    return out;
+}
+
+// ---- counters and sources -------------------------------------------------
+
+std::vector<SlotCounters> Datapath::counters() const
+{
+    std::vector<SlotCounters> out;
+    SlotCounters none;
+    none.slot = SLUICE_SLOT_NONE;
+    out.push_back(none);
+    for (const auto& p : installedPolicies()) {
+        SlotCounters sc;
+        sc.slot = p.slot;
+        sc.policy = p.name;
+        out.push_back(sc);
+    }
+    int fd = impl_->mapFd("sluice_stats");
+    std::vector<sluice_counter> percpu(impl_->ncpus);
+    for (auto& sc : out) {
+        for (uint32_t v = 0; v < SLUICE_VERDICT_COUNT; v++) {
+            uint32_t key = sc.slot * SLUICE_VERDICT_COUNT + v;
+            if (int err = bpf_map_lookup_elem(fd, &key, percpu.data()))
+                throwSys("cannot read counters", err);
+            for (const auto& c : percpu) {
+                sc.verdicts[v].packets += c.packets;
+                sc.verdicts[v].bytes += c.bytes;
+            }
+        }
+    }
+    return out;
+}
+
+uint64_t Datapath::nowNs()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * kNsPerSecond + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+sluice_source_key sourceKey(const sluice_policy& p, const Address& addr)
+{
+    sluice_source_key key{};
+    key.state_tag = p.state_tag;
+    std::memcpy(key.addr, addr.bytes.data(), 16);
+    const __u32* mask = addr.isV4 ? p.mask4 : p.mask6;
+    for (int i = 0; i < 4; i++)
+        key.addr[i] &= mask[i];
+    return key;
+}
+
+}  // namespace
+
+std::optional<SourceState> Datapath::source(const std::string& policyName, const Address& addr) const
+{
+    uint32_t gen = impl_->activeGen();
+    for (uint32_t slot = 1; slot < SLUICE_MAX_POLICIES; slot++) {
+        const sluice_policy& p = impl_->policy(gen, slot);
+        if (policyName != std::string(p.name, strnlen(p.name, sizeof(p.name))))
+            continue;
+        sluice_source_key key = sourceKey(p, addr);
+        sluice_source_state st{};
+        int err = bpf_map_lookup_elem(impl_->mapFd("sluice_sources"), &key, &st);
+        if (err == -ENOENT)
+            return std::nullopt;
+        if (err)
+            throwSys("cannot read source state", err);
+        SourceState out;
+        out.policy = policyName;
+        std::memcpy(out.key.bytes.data(), key.addr, 16);
+        out.key.isV4 = addr.isV4;
+        uint64_t now = nowNs();
+        for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++) {
+            const sluice_limit& l = p.limits[i];
+            LimitState ls;
+            ls.limit = Limit{static_cast<LimitKind>(l.kind), l.count, l.period_ns, l.burst};
+            ls.tatNs = st.tat_ns[i];
+            ls.remaining = gcra_remaining(&l, st.tat_ns[i], now);
+            ls.retryAfterNs = gcra_retry_after_ns(&l, st.tat_ns[i], now);
+            out.limits.push_back(ls);
+        }
+        return out;
+    }
+    throwUsage("no policy named '" + policyName + "'");
+}
+
+size_t Datapath::resetSource(const Address& addr)
+{
+    size_t removed = 0;
+    uint32_t gen = impl_->activeGen();
+    int fd = impl_->mapFd("sluice_sources");
+    for (uint32_t slot = 1; slot < SLUICE_MAX_POLICIES; slot++) {
+        const sluice_policy& p = impl_->policy(gen, slot);
+        if (!p.name[0])
+            continue;
+        sluice_source_key key = sourceKey(p, addr);
+        if (bpf_map_delete_elem(fd, &key) == 0)
+            removed++;
+    }
+    return removed;
+}
+
+size_t Datapath::resetAll()
+{
+    int fd = impl_->mapFd("sluice_sources");
+    std::vector<sluice_source_key> keys;
+    sluice_source_key key{}, next{};
+    int err = bpf_map_get_next_key(fd, nullptr, &next);
+    while (!err) {
+        keys.push_back(next);
+        key = next;
+        err = bpf_map_get_next_key(fd, &key, &next);
+    }
+    size_t removed = 0;
+    for (const auto& k : keys)
+        if (bpf_map_delete_elem(fd, &k) == 0)
+            removed++;
+    return removed;
+}
+
+size_t Datapath::trackedSources() const
+{
+    int fd = impl_->mapFd("sluice_sources");
+    size_t n = 0;
+    sluice_source_key key{}, next{};
+    int err = bpf_map_get_next_key(fd, nullptr, &next);
+    while (!err) {
+        n++;
+        key = next;
+        err = bpf_map_get_next_key(fd, &key, &next);
+    }
+    return n;
+}
+
+// ---- names ----------------------------------------------------------------
+
+std::string xdpModeName(XdpMode mode)
+{
+    switch (mode) {
+    case XdpMode::Auto: return "auto";
+    case XdpMode::Native: return "native";
+    case XdpMode::Generic: return "generic";
+    }
+    return "unknown";
+}
+
+std::optional<XdpMode> xdpModeFromName(const std::string& name)
+{
+    for (auto m : {XdpMode::Auto, XdpMode::Native, XdpMode::Generic})
+        if (xdpModeName(m) == name)
+            return m;
+    return std::nullopt;
+}
+
+std::string verdictName(uint32_t verdict)
+{
+    static const char* const names[SLUICE_VERDICT_COUNT] = {
+        "passed", "admitted", "limited", "monitored", "allowed", "denied", "malformed", "fragment",
+    };
+    return verdict < SLUICE_VERDICT_COUNT ? names[verdict] : "unknown";
+}
+
+}  // namespace sluice

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The C++ face of the XDP data path: load, attach (libxdp), pin, install a
+// ruleset atomically, read counters and per-source state. Every libbpf and
+// libxdp object is owned by an RAII member; errors are thrown as sluice::Error
+// with what failed and what to do.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy.h"
+
+namespace sluice {
+
+enum class XdpMode { Auto, Native, Generic };
+
+std::string xdpModeName(XdpMode mode);
+std::optional<XdpMode> xdpModeFromName(const std::string& name);
+
+struct AttachOptions {
+    std::string iface;
+    XdpMode mode = XdpMode::Auto;
+    uint32_t maxSources = SLUICE_DEFAULT_MAX_SOURCES;
+};
+
+// How the program ended up attached.
+struct AttachInfo {
+    XdpMode mode = XdpMode::Auto;  // Native or Generic after attach
+    bool dispatcher = false;       // libxdp multi-program dispatcher in use
+    std::string note;              // e.g. why the dispatcher was not used
+};
+
+// Counters of one policy slot, summed over CPUs.
+struct SlotCounters {
+    uint32_t slot = 0;
+    std::string policy;  // "" for slot 0 (traffic matching no policy)
+    std::array<sluice_counter, SLUICE_VERDICT_COUNT> verdicts{};
+};
+
+struct LimitState {
+    Limit limit;
+    uint64_t remaining = 0;     // units admitted now
+    uint64_t retryAfterNs = 0;  // until the next unit is admitted (0: now)
+    uint64_t tatNs = 0;
+};
+
+struct SourceState {
+    std::string policy;
+    Address key;  // the masked source the bucket belongs to
+    std::vector<LimitState> limits;
+};
+
+std::string verdictName(uint32_t verdict);
+
+class Datapath {
+public:
+    // Loads the program, pins its maps under SLUICE_PIN_ROOT/IFACE and
+    // attaches it. If a sluice program is already pinned for IFACE, its maps
+    // are reused (state kept). Throws when the interface is unknown, the
+    // caller lacks privileges, or the kernel refuses the program (with the
+    // verifier log's last lines).
+    static Datapath attach(const AttachOptions& options);
+
+    // Opens the live maps of an attached interface from its pins.
+    static Datapath open(const std::string& iface);
+
+    // Loads without attaching or pinning: for BPF_PROG_TEST_RUN.
+    static Datapath loadUnattached(uint32_t maxSources = 4096);
+
+    // Detaches sluice from IFACE and removes its pins. Throws if nothing is
+    // attached or pinned there.
+    static void detach(const std::string& iface);
+
+    Datapath(Datapath&&) noexcept;
+    Datapath& operator=(Datapath&&) noexcept;
+    ~Datapath();
+
+    const std::string& iface() const;
+    const AttachInfo& attachInfo() const;
+    int progFd() const;  // -1 when opened from pins without the program
+
+    // Validates and compiles `rules`, writes the inactive generation, then
+    // flips to it. On any error nothing visible to the data path changes.
+    void install(const Ruleset& rules);
+    // The active generation, read back from the maps.
+    Ruleset installed() const;
+    std::vector<InstalledPolicy> installedPolicies() const;
+
+    std::vector<SlotCounters> counters() const;
+
+    // A source's bucket state under a policy, nullopt if it has none.
+    std::optional<SourceState> source(const std::string& policy, const Address& addr) const;
+    // Forget a source's state under every policy; returns entries removed.
+    size_t resetSource(const Address& addr);
+    size_t resetAll();
+    size_t trackedSources() const;
+
+    // Monotonic clock the data path uses (bpf_ktime_get_ns).
+    static uint64_t nowNs();
+
+    struct Impl;
+
+private:
+    explicit Datapath(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// Mounts bpffs at /sys/fs/bpf when it is not mounted.
+void ensureBpffs();
+
+}  // namespace sluice

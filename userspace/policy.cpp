@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "policy.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+
+#include "error.h"
+
+namespace sluice {
+namespace {
+
+using u128 = unsigned __int128;
+
+constexpr std::array<uint8_t, 12> kV4MappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+// Bits of the stored 128-bit address a prefix covers (IPv4 lives in the last 32).
+unsigned storedPrefix(const Address& a, unsigned prefix)
+{
+    return a.isV4 ? 96 + prefix : prefix;
+}
+
+void clearHostBits(std::array<uint8_t, 16>& bytes, unsigned keepBits)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned bitStart = i * 8;
+        if (bitStart >= keepBits)
+            bytes[i] = 0;
+        else if (bitStart + 8 > keepBits)
+            bytes[i] &= static_cast<uint8_t>(0xff << (8 - (keepBits - bitStart)));
+    }
+}
+
+// Mask over the 128-bit stored address as four network-order words.
+void prefixMask(uint32_t out[4], unsigned keepBits)
+{
+    for (unsigned w = 0; w < 4; w++) {
+        unsigned start = w * 32;
+        uint32_t m = 0;
+        if (keepBits >= start + 32)
+            m = 0xffffffffU;
+        else if (keepBits > start)
+            m = 0xffffffffU << (32 - (keepBits - start));
+        out[w] = htonl(m);
+    }
+}
+
+uint64_t parseNumber(const std::string& text, const std::string& what)
+{
+    if (text.empty() || text.size() > 3 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        throwUsage("invalid " + what + " '" + text + "'");
+    return std::stoul(text);
+}
+
+uint32_t newStateTag(const std::set<uint32_t>& taken)
+{
+    // Random so that a tag of a policy removed earlier (whose entries may
+    // still sit in the LRU) is not handed out again.
+    static std::mt19937 rng{std::random_device{}()};
+    for (;;) {
+        uint32_t tag = rng();
+        if (tag && !taken.count(tag))
+            return tag;
+    }
+}
+
+}  // namespace
+
+Address Address::parse(const std::string& text)
+{
+    Address a;
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+        std::copy(kV4MappedPrefix.begin(), kV4MappedPrefix.end(), a.bytes.begin());
+        std::memcpy(&a.bytes[12], &v4, 4);
+        a.isV4 = true;
+        return a;
+    }
+    if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
+        std::memcpy(a.bytes.data(), &v6, 16);
+        a.isV4 = std::equal(kV4MappedPrefix.begin(), kV4MappedPrefix.end(), a.bytes.begin());
+        return a;
+    }
+    throwUsage("invalid IP address '" + text + "'");
+}
+
+std::string Address::str() const
+{
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (isV4)
+        inet_ntop(AF_INET, &bytes[12], buf, sizeof(buf));
+    else
+        inet_ntop(AF_INET6, bytes.data(), buf, sizeof(buf));
+    return buf;
+}
+
+Cidr Cidr::parse(const std::string& text)
+{
+    Cidr c;
+    auto slash = text.find('/');
+    c.addr = Address::parse(text.substr(0, slash));
+    unsigned max = c.addr.isV4 ? 32 : 128;
+    unsigned prefix = max;
+    if (slash != std::string::npos) {
+        prefix = parseNumber(text.substr(slash + 1), "prefix length in '" + text + "'");
+        if (prefix > max)
+            throwUsage("prefix length /" + std::to_string(prefix) + " in '" + text +
+                       "' is longer than " + std::to_string(max));
+    }
+    c.prefix = static_cast<uint8_t>(prefix);
+    clearHostBits(c.addr.bytes, storedPrefix(c.addr, prefix));
+    return c;
+}
+
+std::string Cidr::str() const
+{
+    return addr.str() + "/" + std::to_string(prefix);
+}
+
+bool Cidr::contains(const Cidr& other) const
+{
+    if (addr.isV4 != other.addr.isV4 || other.prefix < prefix)
+        return false;
+    auto masked = other.addr.bytes;
+    clearHostBits(masked, storedPrefix(addr, prefix));
+    return masked == addr.bytes;
+}
+
+sluice_limit compileLimit(const Limit& limit)
+{
+    std::string what = describeLimit(limit);
+    if (limit.count == 0)
+        throwUsage("limit '" + what + "': the count must be at least 1");
+    if (limit.periodNs == 0)
+        throwUsage("limit '" + what + "': the period must be longer than 0");
+
+    sluice_limit out{};
+    out.kind = static_cast<uint8_t>(limit.kind);
+    out.count = limit.count;
+    out.period_ns = limit.periodNs;
+    out.burst = limit.effectiveBurst();
+
+    u128 periodQ32 = static_cast<u128>(limit.periodNs) << 32;
+    u128 intervalQ32 = periodQ32 / limit.count;
+    if (limit.kind == LimitKind::Bytes) {
+        // Bytes are charged in bulk, so keep the sub-nanosecond fraction.
+        out.interval_ns = static_cast<uint64_t>(intervalQ32 >> 32);
+        out.interval_frac = static_cast<uint32_t>(intervalQ32);
+        if (intervalQ32 == 0)
+            throwUsage("limit '" + what + "' is faster than 4 GB per nanosecond");
+    } else {
+        // One unit per charge: the interval is rounded to the nanosecond.
+        u128 rounded = (intervalQ32 + (u128{1} << 31)) >> 32;
+        if (rounded == 0)
+            throwUsage("limit '" + what +
+                       "' is faster than one unit per nanosecond, the data path's clock resolution");
+        if (rounded > SLUICE_MAX_SPAN_NS)
+            throwUsage("limit '" + what + "': the period per unit is too long");
+        out.interval_ns = static_cast<uint64_t>(rounded);
+    }
+
+    uint64_t maxUnits = limit.kind == LimitKind::Bytes ? SLUICE_MAX_FRAME_BYTES : 1;
+    u128 fullInterval = (static_cast<u128>(out.interval_ns) << 32) | out.interval_frac;
+    u128 maxCost = (fullInterval * maxUnits) >> 32;
+    u128 capacity = (fullInterval * out.burst) >> 32;
+    if (maxCost > SLUICE_MAX_SPAN_NS || capacity > SLUICE_MAX_SPAN_NS)
+        throwUsage("limit '" + what + "': burst x period is beyond the data path's 2^62 ns range; "
+                   "use a shorter period or a smaller burst");
+    out.capacity_ns = static_cast<uint64_t>(capacity);
+    return out;
+}
+
+CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<InstalledPolicy>& previous)
+{
+    CompiledRuleset out;
+    std::map<std::string, const InstalledPolicy*> prevByName;
+    std::set<uint32_t> prevSlots, tags;
+    for (const auto& p : previous) {
+        prevByName[p.name] = &p;
+        prevSlots.insert(p.slot);
+        tags.insert(p.stateTag);
+    }
+
+    std::set<std::string> names;
+    std::set<uint32_t> usedSlots;
+    std::map<uint32_t, std::string> portOwner;  // port key -> policy name
+    uint32_t flags = 0;
+
+    // First pass: validate and keep the slots of policies that keep their name.
+    for (const auto& p : rules.policies) {
+        std::string where = "policy '" + p.name + "'";
+        if (p.name.empty())
+            throwUsage("a policy needs a name");
+        if (p.name.size() >= SLUICE_POLICY_NAME_LEN)
+            throwUsage(where + ": the name is longer than " +
+                       std::to_string(SLUICE_POLICY_NAME_LEN - 1) + " characters");
+        if (!names.insert(p.name).second)
+            throwUsage(where + " is defined twice");
+        if (p.proto != Proto::Tcp && p.proto != Proto::Udp)
+            throwUsage(where + ": proto must be tcp or udp");
+        if (p.ports.empty())
+            throwUsage(where + " covers no ports");
+        if (p.limits.empty())
+            throwUsage(where + " has no limits");
+        if (p.limits.size() > SLUICE_MAX_LIMITS)
+            throwUsage(where + " has " + std::to_string(p.limits.size()) + " limits; at most " +
+                       std::to_string(SLUICE_MAX_LIMITS) + " are allowed");
+        if (p.ipv4Prefix > 32)
+            throwUsage(where + ": ipv4_prefix must be 0..32");
+        if (p.ipv6Prefix > 128)
+            throwUsage(where + ": ipv6_prefix must be 0..128");
+        if (p.action != Action::Drop && p.action != Action::Monitor)
+            throwUsage(where + ": action '" + actionName(p.action) + "' is not supported yet");
+        for (const auto& l : p.limits)
+            if (l.kind == LimitKind::Connections && p.proto != Proto::Tcp)
+                throwUsage(where + ": connections limits need proto tcp (UDP has no SYN)");
+        uint32_t protoIdx = p.proto == Proto::Tcp ? SLUICE_PROTO_TCP_IDX : SLUICE_PROTO_UDP_IDX;
+        for (const auto& r : p.ports) {
+            if (r.first > r.last)
+                throwUsage(where + ": port range " + std::to_string(r.first) + "-" +
+                           std::to_string(r.last) + " is reversed");
+            for (uint32_t port = r.first; port <= r.last; port++) {
+                uint32_t key = sluice_port_key(0, protoIdx, port);
+                auto [it, fresh] = portOwner.emplace(key, p.name);
+                if (!fresh)
+                    throwUsage(where + ": " + protoName(p.proto) + " port " + std::to_string(port) +
+                               " is already covered by policy '" + it->second + "'");
+            }
+        }
+        flags |= p.proto == Proto::Tcp ? SLUICE_GEN_TCP_POLICY : SLUICE_GEN_UDP_POLICY;
+        if (auto it = prevByName.find(p.name); it != prevByName.end())
+            usedSlots.insert(it->second->slot);
+    }
+    if (rules.policies.size() > SLUICE_MAX_POLICIES - 1)
+        throwUsage("at most " + std::to_string(SLUICE_MAX_POLICIES - 1) + " policies are allowed");
+
+    // New names take slots the previous generation did not use, so their
+    // counters start from zero; only when those run out are old ones reused.
+    auto freeSlot = [&]() -> uint32_t {
+        for (int pass = 0; pass < 2; pass++)
+            for (uint32_t s = 1; s < SLUICE_MAX_POLICIES; s++)
+                if (!usedSlots.count(s) && (pass == 1 || !prevSlots.count(s)))
+                    return s;
+        throwUsage("no free policy slot");
+    };
+
+    std::map<std::string, uint32_t> slotOf;
+    for (const auto& p : rules.policies) {
+        sluice_policy kp{};
+        std::copy(p.name.begin(), p.name.end(), kp.name);
+        const InstalledPolicy* prev = nullptr;
+        if (auto it = prevByName.find(p.name); it != prevByName.end())
+            prev = it->second;
+        kp.slot = prev ? prev->slot : freeSlot();
+        usedSlots.insert(kp.slot);
+        slotOf[p.name] = kp.slot;
+        bool sameState = prev && prev->limits == p.limits && prev->key == p.key &&
+                         prev->ipv4Prefix == p.ipv4Prefix && prev->ipv6Prefix == p.ipv6Prefix;
+        kp.state_tag = sameState ? prev->stateTag : newStateTag(tags);
+        tags.insert(kp.state_tag);
+        kp.action = static_cast<uint8_t>(p.action);
+        kp.key_mode = static_cast<uint8_t>(p.key);
+        kp.ipv4_prefix = p.ipv4Prefix;
+        kp.ipv6_prefix = p.ipv6Prefix;
+        kp.proto = static_cast<uint8_t>(p.proto);
+        kp.nlimits = static_cast<uint8_t>(p.limits.size());
+        for (size_t i = 0; i < p.limits.size(); i++) {
+            try {
+                kp.limits[i] = compileLimit(p.limits[i]);
+            } catch (const Error& e) {
+                throwUsage("policy '" + p.name + "': " + e.what());
+            }
+        }
+        if (p.key == KeyMode::Source) {
+            prefixMask(kp.mask4, 96 + p.ipv4Prefix);
+            prefixMask(kp.mask6, p.ipv6Prefix);
+        }
+        out.policies.push_back(kp);
+    }
+    for (const auto& [key, name] : portOwner)
+        out.ports.emplace_back(key, slotOf[name]);
+
+    // Allow wins: a deny entry inside an allow entry is dropped, because the
+    // trie returns the longest match and would otherwise deny.
+    auto addEntry = [&](const Cidr& c, uint32_t kind) {
+        if (c.addr.isV4) {
+            LpmEntry4 e{};
+            e.key.prefixlen = 32 + c.prefix;
+            std::memcpy(&e.key.addr, &c.addr.bytes[12], 4);
+            e.kind = kind;
+            out.lists4.push_back(e);
+            flags |= SLUICE_GEN_LISTS_V4 | (kind == SLUICE_LIST_DENY ? SLUICE_GEN_DENY_V4 : 0);
+        } else {
+            LpmEntry6 e{};
+            e.key.prefixlen = 32 + c.prefix;
+            std::memcpy(e.key.addr, c.addr.bytes.data(), 16);
+            e.kind = kind;
+            out.lists6.push_back(e);
+            flags |= SLUICE_GEN_LISTS_V6 | (kind == SLUICE_LIST_DENY ? SLUICE_GEN_DENY_V6 : 0);
+        }
+    };
+    std::set<std::string> seen;
+    for (const auto& a : rules.allow)
+        if (seen.insert(a.str()).second)
+            addEntry(a, SLUICE_LIST_ALLOW);
+    for (const auto& d : rules.deny) {
+        bool allowed = std::any_of(rules.allow.begin(), rules.allow.end(),
+                                   [&](const Cidr& a) { return a.contains(d); });
+        if (!allowed && seen.insert(d.str()).second)
+            addEntry(d, SLUICE_LIST_DENY);
+    }
+    if (out.lists4.size() + out.lists6.size() > SLUICE_MAX_CIDRS / SLUICE_GENERATIONS)
+        throwUsage("at most " + std::to_string(SLUICE_MAX_CIDRS / SLUICE_GENERATIONS) +
+                   " allow and deny entries are allowed");
+    out.flags = flags;
+    return out;
+}
+
+std::string kindName(LimitKind kind)
+{
+    switch (kind) {
+    case LimitKind::Connections: return "connections";
+    case LimitKind::Packets: return "packets";
+    case LimitKind::Bytes: return "bytes";
+    }
+    return "unknown";
+}
+
+std::string actionName(Action action)
+{
+    switch (action) {
+    case Action::Drop: return "drop";
+    case Action::Monitor: return "monitor";
+    case Action::Reject: return "reject";
+    case Action::Respond: return "respond";
+    case Action::Redirect: return "redirect";
+    }
+    return "unknown";
+}
+
+std::optional<Action> actionFromName(const std::string& name)
+{
+    for (auto a : {Action::Drop, Action::Monitor, Action::Reject, Action::Respond, Action::Redirect})
+        if (actionName(a) == name)
+            return a;
+    return std::nullopt;
+}
+
+std::string protoName(Proto proto)
+{
+    return proto == Proto::Tcp ? "tcp" : "udp";
+}
+
+std::string describeLimit(const Limit& limit)
+{
+    struct Unit {
+        uint64_t ns;
+        const char* name;
+    };
+    static const Unit units[] = {
+        {360ULL * 86400 * kNsPerSecond, "year"}, {30ULL * 86400 * kNsPerSecond, "month"},
+        {7ULL * 86400 * kNsPerSecond, "week"},   {86400ULL * kNsPerSecond, "day"},
+        {3600ULL * kNsPerSecond, "hour"},        {60ULL * kNsPerSecond, "minute"},
+        {kNsPerSecond, "second"},
+    };
+    std::string period = std::to_string(limit.periodNs) + " ns";
+    for (const auto& u : units) {
+        if (limit.periodNs && limit.periodNs % u.ns == 0) {
+            period = std::to_string(limit.periodNs / u.ns) + " " + u.name;
+            break;
+        }
+    }
+    std::string s = std::to_string(limit.count) + " per " + period;
+    if (limit.burst && limit.burst != limit.count)
+        s += " burst " + std::to_string(limit.burst);
+    return s;
+}
+
+}  // namespace sluice
