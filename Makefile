@@ -18,14 +18,13 @@ CLI_SRCS   := $(wildcard tools/sluice/*.cpp)
 UNIT_SRCS  := $(wildcard tests/unit/*.cpp)
 BPFT_SRCS  := $(wildcard tests/bpf/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
-BENCH_SRCS := $(wildcard tests/bench/*.cpp)
 
 TESTS      := $(BUILD)/tests/unit_tests $(BUILD)/tests/bpf_tests \
               $(BUILD)/tests/integration_tests
 
-.PHONY: all deps test test-unit clean install
+.PHONY: all deps test test-unit bench-prog clean install
 all: $(BUILD)/sluice.bpf.o $(BUILD)/libsluice.a $(TESTS) \
-     $(if $(CLI_SRCS),$(BUILD)/sluice) $(if $(BENCH_SRCS),$(BUILD)/tests/bench_quick)
+     $(if $(CLI_SRCS),$(BUILD)/sluice) $(BUILD)/tests/prog_run_bench
 
 deps:
 	tools/install-deps.sh
@@ -59,9 +58,14 @@ $(BUILD)/tests/integration_tests: $(INTEG_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) -lgtest_main $(LIBS)
 
-$(BUILD)/tests/bench_quick: $(BENCH_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/libsluice.a
+$(BUILD)/tests/prog_run_bench: $(BUILD)/obj/tests/bench/prog_run_bench.o $(BUILD)/obj/tests/bpf/packet.o \
+                               $(BUILD)/libsluice.a
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(LIBS)
+
+# Per-packet cost against bare XDP_DROP through BPF_PROG_TEST_RUN (root).
+bench-prog: $(BUILD)/tests/prog_run_bench
+	$<
 
 # Every tier, one summary line at the end: "N passed, N failed[, N skipped]".
 test: deps

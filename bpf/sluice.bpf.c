@@ -85,6 +85,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_LEASE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sluice_lease);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_leases SEC(".maps");
+
 static __always_inline int verdict_drops(__u32 verdict)
 {
 	return verdict == SLUICE_VERDICT_LIMITED ||
@@ -128,26 +136,122 @@ static __always_inline __u32 list_lookup(const struct sluice_pkt *pkt,
 	return kind ? *kind : 0;
 }
 
-static __always_inline struct sluice_source_state *
-source_state(const struct sluice_policy *p, const struct sluice_pkt *pkt)
+static __always_inline void source_key(struct sluice_source_key *key,
+				       const struct sluice_policy *p,
+				       const struct sluice_pkt *pkt)
 {
 	const __u32 *mask = pkt->is_ipv6 ? p->mask6 : p->mask4;
-	struct sluice_source_key key = {
-		.state_tag = p->state_tag,
-		.addr = {
-			pkt->src[0] & mask[0], pkt->src[1] & mask[1],
-			pkt->src[2] & mask[2], pkt->src[3] & mask[3],
-		},
-	};
+
+	key->state_tag = p->state_tag;
+	key->addr[0] = pkt->src[0] & mask[0];
+	key->addr[1] = pkt->src[1] & mask[1];
+	key->addr[2] = pkt->src[2] & mask[2];
+	key->addr[3] = pkt->src[3] & mask[3];
+}
+
+static __always_inline int source_key_eq(const struct sluice_source_key *a,
+					 const struct sluice_source_key *b)
+{
+	return a->state_tag == b->state_tag && a->addr[0] == b->addr[0] &&
+	       a->addr[1] == b->addr[1] && a->addr[2] == b->addr[2] &&
+	       a->addr[3] == b->addr[3];
+}
+
+/* *fresh is set when the source had no state yet. */
+static __always_inline struct sluice_source_state *
+source_state(const struct sluice_source_key *key, int *fresh)
+{
 	struct sluice_source_state zero = {}, *st;
 
-	st = bpf_map_lookup_elem(&sluice_sources, &key);
+	st = bpf_map_lookup_elem(&sluice_sources, key);
+	*fresh = !st;
 	if (st)
 		return st;
 	/* Two CPUs may insert the same new source at once: NOEXIST lets one
 	 * win, and both then use its entry. */
-	bpf_map_update_elem(&sluice_sources, &key, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&sluice_sources, &key);
+	bpf_map_update_elem(&sluice_sources, key, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sluice_sources, key);
+}
+
+/* Hand back the units an evicted lease still held, so that a source whose
+ * lease is pushed out by another does not lose them. */
+static __always_inline void lease_evict(struct sluice_lease *lease, __u32 gen)
+{
+	const struct sluice_policy *p;
+	struct sluice_source_state *st;
+	__u32 key = gen * SLUICE_MAX_POLICIES + lease->slot;
+
+	if (!(lease->left[0] | lease->left[1] | lease->left[2] |
+	      lease->left[3]))
+		return;
+	p = bpf_map_lookup_elem(&sluice_policies, &key);
+	/* A policy whose limits changed has a new tag: its old buckets are
+	 * dead and need nothing back. */
+	if (!p || p->state_tag != lease->key.state_tag)
+		return;
+	st = bpf_map_lookup_elem(&sluice_sources, &lease->key);
+	if (st)
+		gcra_refund(st, p, lease->left);
+}
+
+/*
+ * Charge a packet to its source's buckets under policy p. Returns 1 when
+ * every limit admits it.
+ *
+ * Fast path: a packet of a source this CPU holds a lease for is admitted
+ * from the lease, without the clock or the LRU. Leases are per CPU and XDP
+ * does not preempt itself on a CPU, so they need no atomics. Only sources
+ * seen before get a lease, so a flood of new (spoofed) sources cannot churn
+ * the lease cache; SYNs always go to the shared bucket.
+ */
+static __always_inline int charge_source(const struct sluice_policy *p,
+					 const struct sluice_pkt *pkt,
+					 __u32 len, __u32 gen)
+{
+	__u64 units[SLUICE_MAX_LIMITS], req[SLUICE_MAX_LIMITS];
+	struct sluice_lease *lease = NULL;
+	struct sluice_source_state *st;
+	struct sluice_source_key key;
+	__u32 idx;
+	__u64 now;
+	int fresh, i;
+
+	if (!gcra_packet_units(p, pkt->is_syn, len, units))
+		return 1;
+	source_key(&key, p, pkt);
+	if (p->lease > 1 && !pkt->is_syn) {
+		idx = sluice_lease_index(&key);
+		lease = bpf_map_lookup_elem(&sluice_leases, &idx);
+		if (lease && source_key_eq(&lease->key, &key) &&
+		    lease_take(lease->left, units))
+			return 1;
+	}
+
+	st = source_state(&key, &fresh);
+	if (!st) {
+		/* The LRU could not give us an entry (-ENOMEM under extreme
+		 * contention). Fail open for this one packet: a dropped
+		 * legitimate packet is worse than one unit over the limit. */
+		return 1;
+	}
+	now = bpf_ktime_get_ns();
+	if (lease && !fresh) {
+		for (i = 0; i < SLUICE_MAX_LIMITS; i++)
+			req[i] = units[i] * p->lease;
+		if (gcra_charge_units(st, p, req, now) == SLUICE_ADMIT) {
+			if (!source_key_eq(&lease->key, &key)) {
+				lease_evict(lease, gen);
+				lease->key = key;
+				lease->slot = p->slot;
+				for (i = 0; i < SLUICE_MAX_LIMITS; i++)
+					lease->left[i] = 0;
+			}
+			for (i = 0; i < SLUICE_MAX_LIMITS; i++)
+				lease->left[i] += req[i] - units[i];
+			return 1;
+		}
+	}
+	return gcra_charge_units(st, p, units, now) == SLUICE_ADMIT;
 }
 
 static __always_inline void frag_key(struct sluice_frag_key *k,
@@ -190,7 +294,6 @@ int sluice_xdp(struct xdp_md *ctx)
 	__u32 len = data_end - data;
 	struct sluice_pkt pkt = {};
 	const struct sluice_policy *policy;
-	struct sluice_source_state *st;
 	struct sluice_config *cfg;
 	__u32 zero = 0, gen, flags, slot = SLUICE_SLOT_NONE, key, verdict;
 	__u32 list = 0;
@@ -260,15 +363,7 @@ int sluice_xdp(struct xdp_md *ctx)
 	policy = bpf_map_lookup_elem(&sluice_policies, &key);
 	if (!policy || !policy->nlimits)
 		goto out;
-	st = source_state(policy, &pkt);
-	if (!st) {
-		/* The LRU could not give us an entry (-ENOMEM under extreme
-		 * contention). Fail open for this one packet: a dropped
-		 * legitimate packet is worse than one unit over the limit. */
-		goto out;
-	}
-	if (gcra_charge(st, policy, pkt.is_syn, len, bpf_ktime_get_ns()) !=
-	    SLUICE_ADMIT) {
+	if (!charge_source(policy, &pkt, len, gen)) {
 		if (policy->action == SLUICE_ACTION_MONITOR)
 			verdict = SLUICE_VERDICT_MONITORED;
 		else	/* drop, and until they land: reject, respond, redirect */

@@ -122,9 +122,15 @@ struct CompiledRuleset {
 
 // Checks a ruleset (names, ports, limits within the kernel's arithmetic, one
 // policy per protocol and port) and compiles it. Throws Usage with a message
-// naming the policy and the problem.
+// naming the policy and the problem. `cpus` sizes the per-CPU leases.
 CompiledRuleset compileRuleset(const Ruleset& rules,
-                               const std::vector<InstalledPolicy>& previous);
+                               const std::vector<InstalledPolicy>& previous,
+                               unsigned cpus = 1);
+
+// Packets one CPU may lease from a source's bucket at a time under a policy
+// with these limits: small against the burst, so that leases parked on idle
+// CPUs cannot starve the others; 0 when leasing is off.
+uint16_t leaseUnits(const std::vector<Limit>& limits, unsigned cpus);
 
 // One limit's kernel form; throws Usage when it does not fit the arithmetic.
 sluice_limit compileLimit(const Limit& limit);

@@ -69,10 +69,26 @@ static __always_inline int gcra_step(__u64 tat, __u64 now, __u64 cost_ns,
 	return 1;
 }
 
+/* The units each limit of p charges for one packet; returns 0 when the
+ * packet charges no limit at all (a non-SYN under connections limits). */
+static __always_inline int gcra_packet_units(const struct sluice_policy *p,
+					     int is_syn, __u32 len,
+					     __u64 units[SLUICE_MAX_LIMITS])
+{
+	int i, any = 0;
+
+	for (i = 0; i < SLUICE_MAX_LIMITS; i++) {
+		units[i] = i < p->nlimits ?
+			   gcra_units(p->limits[i].kind, is_syn, len) : 0;
+		any |= units[i] != 0;
+	}
+	return any;
+}
+
 /*
- * Charge one packet to every limit of policy p that charges it. Returns
- * SLUICE_ADMIT, or the index of the limit that refused it. A refused packet
- * charges nothing: limits already charged are refunded.
+ * Charge units[i] to limit i of policy p, for every limit at once. Returns
+ * SLUICE_ADMIT, or the index of the limit that refused it. A refused charge
+ * takes nothing: limits already charged are refunded.
  *
  * Race: each TAT is updated by compare-and-swap, so two CPUs charging one
  * bucket can never both spend the same capacity. A refund is an atomic
@@ -80,9 +96,9 @@ static __always_inline int gcra_step(__u64 tat, __u64 now, __u64 cost_ns,
  * fuller than it is and refuse a unit it could have had. That errs towards
  * admitting less, never more, than the limit.
  */
-static __always_inline int gcra_charge(struct sluice_source_state *st,
-				       const struct sluice_policy *p,
-				       int is_syn, __u32 len, __u64 now)
+static __always_inline int
+gcra_charge_units(struct sluice_source_state *st, const struct sluice_policy *p,
+		  const __u64 units[SLUICE_MAX_LIMITS], __u64 now)
 {
 	__u64 charged[SLUICE_MAX_LIMITS] = {};
 	int refused = SLUICE_ADMIT;
@@ -90,15 +106,14 @@ static __always_inline int gcra_charge(struct sluice_source_state *st,
 
 	for (i = 0; i < SLUICE_MAX_LIMITS; i++) {
 		const struct sluice_limit *l = &p->limits[i];
-		__u64 units, cost, old, next = 0;
+		__u64 cost, old, next = 0;
 		int ok = 0;
 
 		if (i >= p->nlimits)
 			break;
-		units = gcra_units(l->kind, is_syn, len);
-		if (!units)
+		if (!units[i])
 			continue;
-		cost = gcra_cost_ns(l, units);
+		cost = gcra_cost_ns(l, units[i]);
 		for (attempt = 0; attempt < SLUICE_CAS_RETRIES; attempt++) {
 			old = st->tat_ns[i];
 			if (!gcra_step(old, now, cost, l->capacity_ns, &next))
@@ -124,6 +139,47 @@ static __always_inline int gcra_charge(struct sluice_source_state *st,
 			__sync_fetch_and_sub(&st->tat_ns[j], charged[j]);
 	}
 	return refused;
+}
+
+/* Charge one packet of `len` bytes (a SYN without ACK if is_syn). */
+static __always_inline int gcra_charge(struct sluice_source_state *st,
+				       const struct sluice_policy *p,
+				       int is_syn, __u32 len, __u64 now)
+{
+	__u64 units[SLUICE_MAX_LIMITS];
+
+	gcra_packet_units(p, is_syn, len, units);
+	return gcra_charge_units(st, p, units, now);
+}
+
+/* Give back `units` of every limit: leased units never spent. */
+static __always_inline void gcra_refund(struct sluice_source_state *st,
+					const struct sluice_policy *p,
+					const __u64 units[SLUICE_MAX_LIMITS])
+{
+	int i;
+
+	for (i = 0; i < SLUICE_MAX_LIMITS; i++) {
+		if (i >= p->nlimits)
+			break;
+		if (units[i])
+			__sync_fetch_and_sub(&st->tat_ns[i],
+					     gcra_cost_ns(&p->limits[i], units[i]));
+	}
+}
+
+/* Spend a packet's units from a lease if it holds enough of every one. */
+static __always_inline int lease_take(__u64 left[SLUICE_MAX_LIMITS],
+				      const __u64 units[SLUICE_MAX_LIMITS])
+{
+	int i;
+
+	for (i = 0; i < SLUICE_MAX_LIMITS; i++)
+		if (units[i] > left[i])
+			return 0;
+	for (i = 0; i < SLUICE_MAX_LIMITS; i++)
+		left[i] -= units[i];
+	return 1;
 }
 
 /* What `flask limiter limits --key` shows: units a limit would admit now,
