@@ -137,12 +137,12 @@ using MultiprogPtr = std::unique_ptr<xdp_multiprog, MultiprogDeleter>;
 std::mutex logMutex;
 std::vector<std::string>* logSink = nullptr;
 
-int logPrint(const char* format, va_list args)
+int logPrint(bool debug, const char* format, va_list args)
 {
     char buf[1024];
     vsnprintf(buf, sizeof(buf), format, args);
     std::lock_guard lock(logMutex);
-    if (logSink) {
+    if (logSink && !debug) {
         std::string line(buf);
         while (!line.empty() && line.back() == '\n')
             line.pop_back();
@@ -153,14 +153,15 @@ int logPrint(const char* format, va_list args)
     return 0;
 }
 
-int libbpfPrint(enum libbpf_print_level, const char* format, va_list args)
+// Debug lines are only for SLUICE_DEBUG: warnings carry the verifier log.
+int libbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
 {
-    return logPrint(format, args);
+    return logPrint(level == LIBBPF_DEBUG, format, args);
 }
 
-int libxdpPrint(enum libxdp_print_level, const char* format, va_list args)
+int libxdpPrint(enum libxdp_print_level level, const char* format, va_list args)
 {
-    return logPrint(format, args);
+    return logPrint(level == LIBXDP_DEBUG, format, args);
 }
 
 class LogCapture {
@@ -266,6 +267,42 @@ AttachedProgram queryAttached(int ifindex)
             out.found = true;
     return out;
 }
+
+void removePins(const std::string& dir)
+{
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (name != "." && name != "..")
+                ::unlink((dir + "/" + name).c_str());
+        }
+        ::closedir(d);
+    }
+    if (::rmdir(dir.c_str()) && errno != ENOENT)
+        throwSys("cannot remove " + dir, errno);
+    ::rmdir(SLUICE_PIN_ROOT);  // only succeeds when no interface is left
+}
+
+// Removes the pins an attach created if it fails before the end.
+class PinCleanup {
+public:
+    explicit PinCleanup(std::string dir) : dir_(std::move(dir)), armed_(!exists(dir_ + "/sluice_config")) {}
+    ~PinCleanup()
+    {
+        if (armed_) {
+            try {
+                removePins(dir_);
+            } catch (const Error&) {
+                // The attach's own error is the one to report.
+            }
+        }
+    }
+    void release() { armed_ = false; }
+
+private:
+    std::string dir_;
+    bool armed_;
+};
 
 // Held while a ruleset is written, so two writers (CLI and daemon) never
 // interleave their generations.
@@ -429,6 +466,7 @@ Datapath Datapath::attach(const AttachOptions& options)
     ensureBpffs();
     mkdirPrivate(SLUICE_PIN_ROOT);
     std::string dir = pinDir(options.iface);
+    PinCleanup cleanup(dir);
     mkdirPrivate(dir);
 
     LogCapture log;
@@ -476,6 +514,7 @@ Datapath Datapath::attach(const AttachOptions& options)
     if (int perr = bpf_obj_pin(bpf_program__fd(impl->skel->progs.sluice_xdp), progPath.c_str()))
         throwSys("cannot pin the program at " + progPath, perr);
     impl->mapArrays();
+    cleanup.release();
     return Datapath(std::move(impl));
 }
 
@@ -543,19 +582,8 @@ void Datapath::detach(const std::string& iface)
     }
     if (!detached && !pinned)
         throwUsage("sluice is not attached to " + iface);
-    if (pinned) {
-        if (DIR* d = ::opendir(dir.c_str())) {
-            while (dirent* e = ::readdir(d)) {
-                std::string name = e->d_name;
-                if (name != "." && name != "..")
-                    ::unlink((dir + "/" + name).c_str());
-            }
-            ::closedir(d);
-        }
-        if (::rmdir(dir.c_str()))
-            throwSys("cannot remove " + dir, errno);
-        ::rmdir(SLUICE_PIN_ROOT);  // only succeeds when no interface is left
-    }
+    if (pinned)
+        removePins(dir);
 }
 
 // ---- rulesets -----------------------------------------------------------
