@@ -38,7 +38,6 @@ namespace {
 
 constexpr const char* kProgName = "sluice_xdp";
 constexpr const char* kProgPin = "prog";
-constexpr const char* kLockFile = ".lock";
 constexpr uint32_t kBpffsMagic = 0xcafe4a11;
 constexpr size_t kVerifierTailLines = 20;
 
@@ -305,19 +304,19 @@ private:
 };
 
 // Held while a ruleset is written, so two writers (CLI and daemon) never
-// interleave their generations.
+// interleave their generations. bpffs holds no regular files, so the pin
+// directory itself is the lock.
 class InstallLock {
 public:
     explicit InstallLock(const std::string& dir)
     {
         if (dir.empty())
             return;
-        std::string path = dir + "/" + kLockFile;
-        fd_ = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+        fd_ = Fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (fd_.get() < 0)
-            throwSys("cannot open " + path, errno);
+            throwSys("cannot open " + dir, errno);
         if (::flock(fd_.get(), LOCK_EX))
-            throwSys("cannot lock " + path, errno);
+            throwSys("cannot lock " + dir, errno);
     }
 
 private:
@@ -547,11 +546,11 @@ Datapath Datapath::open(const std::string& iface)
     return Datapath(std::move(impl));
 }
 
-void Datapath::detach(const std::string& iface)
+DetachResult Datapath::detach(const std::string& iface)
 {
+    DetachResult result;
     std::string dir = pinDir(iface);
     bool pinned = exists(dir);
-    bool detached = false;
     unsigned idx = if_nametoindex(iface.c_str());
     if (idx) {
         LogCapture log;
@@ -563,7 +562,7 @@ void Datapath::detach(const std::string& iface)
             if (main && std::string(xdp_program__name(main)) == kProgName) {
                 if (int err = xdp_multiprog__detach(mp.get()))
                     throwSys("cannot detach from " + iface, err);
-                detached = true;
+                result.programDetached = true;
             }
         } else {
             enum xdp_attach_mode mode = xdp_multiprog__attach_mode(mp.get());
@@ -573,17 +572,24 @@ void Datapath::detach(const std::string& iface)
                     continue;
                 if (int err = xdp_program__detach(p, static_cast<int>(idx), mode, 0))
                     throwSys("cannot detach from " + iface, err);
-                detached = true;
+                result.programDetached = true;
                 break;
             }
         }
     } else if (!pinned) {
         throwUsage("unknown interface '" + iface + "' and nothing pinned for it");
+    } else {
+        // The interface is gone (or lives in another network namespace):
+        // only its pins can be removed from here.
+        result.note = "interface " + iface + " not found in this network namespace; removed its pins only";
     }
-    if (!detached && !pinned)
+    if (!result.programDetached && !pinned)
         throwUsage("sluice is not attached to " + iface);
-    if (pinned)
+    if (pinned) {
         removePins(dir);
+        result.pinsRemoved = true;
+    }
+    return result;
 }
 
 // ---- rulesets -----------------------------------------------------------

@@ -55,6 +55,12 @@ struct SourceState {
 
 std::string verdictName(uint32_t verdict);
 
+struct DetachResult {
+    bool programDetached = false;
+    bool pinsRemoved = false;
+    std::string note;  // set when only part could be done
+};
+
 class Datapath {
 public:
     // Loads the program, pins its maps under SLUICE_PIN_ROOT/IFACE and
@@ -71,8 +77,9 @@ public:
     static Datapath loadUnattached(uint32_t maxSources = 4096);
 
     // Detaches sluice from IFACE and removes its pins. Throws if nothing is
-    // attached or pinned there.
-    static void detach(const std::string& iface);
+    // attached or pinned there. When IFACE is not visible in this network
+    // namespace, only the pins are removed, and the result says so.
+    static DetachResult detach(const std::string& iface);
 
     Datapath(Datapath&&) noexcept;
     Datapath& operator=(Datapath&&) noexcept;
