@@ -104,14 +104,23 @@ Cidr Cidr::parse(const std::string& text)
 {
     Cidr c;
     auto slash = text.find('/');
-    c.addr = Address::parse(text.substr(0, slash));
-    unsigned max = c.addr.isV4 ? 32 : 128;
+    std::string addrText = text.substr(0, slash);
+    c.addr = Address::parse(addrText);
+    // In IPv6 notation (::ffff:a.b.c.d/n) the prefix counts all 128 bits.
+    bool v6Notation = addrText.find(':') != std::string::npos;
+    unsigned max = c.addr.isV4 && !v6Notation ? 32 : 128;
     unsigned prefix = max;
     if (slash != std::string::npos) {
         prefix = parseNumber(text.substr(slash + 1), "prefix length in '" + text + "'");
         if (prefix > max)
             throwUsage("prefix length /" + std::to_string(prefix) + " in '" + text +
                        "' is longer than " + std::to_string(max));
+    }
+    if (c.addr.isV4 && v6Notation) {
+        if (prefix >= 96)
+            prefix -= 96;  // an IPv4-mapped range: the same as a.b.c.d/(n-96)
+        else
+            c.addr.isV4 = false;  // wider than the mapped range: an IPv6 CIDR
     }
     c.prefix = static_cast<uint8_t>(prefix);
     clearHostBits(c.addr.bytes, storedPrefix(c.addr, prefix));
@@ -160,15 +169,28 @@ sluice_limit compileLimit(const Limit& limit)
         if (rounded == 0)
             throwUsage("limit '" + what +
                        "' is faster than one unit per nanosecond, the data path's clock resolution");
+        // Rounding to the nanosecond must not change the rate noticeably.
+        u128 errQ32 = (rounded << 32) > intervalQ32 ? (rounded << 32) - intervalQ32
+                                                    : intervalQ32 - (rounded << 32);
+        if (errQ32 * 100 > intervalQ32)
+            throwUsage("limit '" + what + "' needs an interval of " +
+                       std::to_string(static_cast<double>(intervalQ32) / 4294967296.0) +
+                       " ns per unit; the data path counts whole nanoseconds, which would change "
+                       "the rate by more than 1%");
         if (rounded > SLUICE_MAX_SPAN_NS)
             throwUsage("limit '" + what + "': the period per unit is too long");
         out.interval_ns = static_cast<uint64_t>(rounded);
     }
 
+    // The same rounding as gcra_cost_ns() (fraction rounded up), so that a
+    // charge of `burst` units in one go always fits the bucket.
+    auto cost = [&](uint64_t units) {
+        return static_cast<u128>(units) * out.interval_ns +
+               ((static_cast<u128>(units) * out.interval_frac + 0xffffffffULL) >> 32);
+    };
     uint64_t maxUnits = limit.kind == LimitKind::Bytes ? SLUICE_MAX_FRAME_BYTES : 1;
-    u128 fullInterval = (static_cast<u128>(out.interval_ns) << 32) | out.interval_frac;
-    u128 maxCost = (fullInterval * maxUnits) >> 32;
-    u128 capacity = (fullInterval * out.burst) >> 32;
+    u128 maxCost = cost(maxUnits);
+    u128 capacity = cost(out.burst);
     if (maxCost > SLUICE_MAX_SPAN_NS || capacity > SLUICE_MAX_SPAN_NS)
         throwUsage("limit '" + what + "': burst x period is beyond the data path's 2^62 ns range; "
                    "use a shorter period or a smaller burst");
@@ -180,7 +202,7 @@ uint16_t leaseUnits(const std::vector<Limit>& limits, unsigned cpus)
 {
     // Every CPU together holds at most a quarter of the bucket in leases.
     constexpr uint64_t kBucketShare = 4;
-    constexpr uint64_t kLargestFrame = 1514;
+    constexpr uint64_t kLargestFrame = SLUICE_MAX_FRAME_BYTES;
     uint64_t lease = SLUICE_LEASE_MAX_UNITS;
     bool leased = false;
     for (const auto& l : limits) {

@@ -33,11 +33,31 @@
 #define SLUICE_ADMIT		(-1)
 
 /* Time that `units` units cost under limit l. The fractional part matters
- * for byte limits, where the per-byte interval can be below a nanosecond. */
+ * for byte limits, where the per-byte interval can be below a nanosecond.
+ * It is rounded up: a charge may cost up to 1 ns more than exact, so the
+ * limit errs towards admitting less, never more (at 1 GB/s, 64-byte frames
+ * get at most 1.6% less than the limit, 1500-byte frames 0.07%). */
 static __always_inline __u64 gcra_cost_ns(const struct sluice_limit *l,
 					  __u64 units)
 {
-	return units * l->interval_ns + ((units * l->interval_frac) >> 32);
+	return units * l->interval_ns +
+	       ((units * l->interval_frac + 0xffffffffULL) >> 32);
+}
+
+/* Take `cost` back from a TAT, never below 0: a refund larger than the
+ * bucket holds (its entry was re-created since) leaves it full. Losing the
+ * race SLUICE_CAS_RETRIES times drops the refund, which errs towards less. */
+static __always_inline void gcra_give_back(__u64 *tat, __u64 cost)
+{
+	__u64 old, next;
+	int attempt;
+
+	for (attempt = 0; attempt < SLUICE_CAS_RETRIES; attempt++) {
+		old = *tat;
+		next = old > cost ? old - cost : 0;
+		if (__sync_val_compare_and_swap(tat, old, next) == old)
+			return;
+	}
 }
 
 /* Units the limit charges for a packet of `len` bytes, 0 if it does not
@@ -136,7 +156,7 @@ gcra_charge_units(struct sluice_source_state *st, const struct sluice_policy *p,
 		if (j >= refused)
 			break;
 		if (charged[j])
-			__sync_fetch_and_sub(&st->tat_ns[j], charged[j]);
+			gcra_give_back(&st->tat_ns[j], charged[j]);
 	}
 	return refused;
 }
@@ -163,8 +183,8 @@ static __always_inline void gcra_refund(struct sluice_source_state *st,
 		if (i >= p->nlimits)
 			break;
 		if (units[i])
-			__sync_fetch_and_sub(&st->tat_ns[i],
-					     gcra_cost_ns(&p->limits[i], units[i]));
+			gcra_give_back(&st->tat_ns[i],
+				       gcra_cost_ns(&p->limits[i], units[i]));
 	}
 }
 
@@ -182,16 +202,21 @@ static __always_inline int lease_take(__u64 left[SLUICE_MAX_LIMITS],
 	return 1;
 }
 
+#ifndef __bpf__	/* userspace only: BPF has no 128-bit division */
 /* What `flask limiter limits --key` shows: units a limit would admit now,
  * and nanoseconds until the next unit is admitted (0 when one is now). */
 static __always_inline __u64 gcra_remaining(const struct sluice_limit *l,
 					    __u64 tat, __u64 now)
 {
 	__u64 used = tat > now ? tat - now : 0;
+	/* In 2^-32 ns: a bytes limit's interval may be all fraction. */
+	unsigned __int128 interval_q32 =
+		((unsigned __int128)l->interval_ns << 32) | l->interval_frac;
 
-	if (!l->interval_ns || used >= l->capacity_ns)
+	if (!interval_q32 || used >= l->capacity_ns)
 		return 0;
-	return (l->capacity_ns - used) / l->interval_ns;
+	return (__u64)(((unsigned __int128)(l->capacity_ns - used) << 32) /
+		       interval_q32);
 }
 
 static __always_inline __u64 gcra_retry_after_ns(const struct sluice_limit *l,
@@ -204,5 +229,6 @@ static __always_inline __u64 gcra_retry_after_ns(const struct sluice_limit *l,
 		return 0;
 	return used + one - l->capacity_ns;
 }
+#endif /* !__bpf__ */
 
 #endif /* SLUICE_GCRA_H */
