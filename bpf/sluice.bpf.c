@@ -85,14 +85,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_stats SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SLUICE_LEASE_SLOTS);
-	__type(key, __u32);
-	__type(value, struct sluice_lease);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_leases SEC(".maps");
-
 static __always_inline int verdict_drops(__u32 verdict)
 {
 	return verdict == SLUICE_VERDICT_LIMITED ||
@@ -149,22 +141,12 @@ static __always_inline void source_key(struct sluice_source_key *key,
 	key->addr[3] = pkt->src[3] & mask[3];
 }
 
-static __always_inline int source_key_eq(const struct sluice_source_key *a,
-					 const struct sluice_source_key *b)
-{
-	return a->state_tag == b->state_tag && a->addr[0] == b->addr[0] &&
-	       a->addr[1] == b->addr[1] && a->addr[2] == b->addr[2] &&
-	       a->addr[3] == b->addr[3];
-}
-
-/* *fresh is set when the source had no state yet. */
 static __always_inline struct sluice_source_state *
-source_state(const struct sluice_source_key *key, int *fresh)
+source_state(const struct sluice_source_key *key)
 {
 	struct sluice_source_state zero = {}, *st;
 
 	st = bpf_map_lookup_elem(&sluice_sources, key);
-	*fresh = !st;
 	if (st)
 		return st;
 	/* Two CPUs may insert the same new source at once: NOEXIST lets one
@@ -173,85 +155,34 @@ source_state(const struct sluice_source_key *key, int *fresh)
 	return bpf_map_lookup_elem(&sluice_sources, key);
 }
 
-/* Hand back the units an evicted lease still held, so that a source whose
- * lease is pushed out by another does not lose them. */
-static __always_inline void lease_evict(struct sluice_lease *lease, __u32 gen)
-{
-	const struct sluice_policy *p;
-	struct sluice_source_state *st;
-	__u32 key = gen * SLUICE_MAX_POLICIES + lease->slot;
-
-	if (!(lease->left[0] | lease->left[1] | lease->left[2] |
-	      lease->left[3]))
-		return;
-	p = bpf_map_lookup_elem(&sluice_policies, &key);
-	/* A policy whose limits changed has a new tag: its old buckets are
-	 * dead and need nothing back. */
-	if (!p || p->state_tag != lease->key.state_tag)
-		return;
-	st = bpf_map_lookup_elem(&sluice_sources, &lease->key);
-	if (st)
-		gcra_refund(st, p, lease->left);
-}
-
 /*
  * Charge a packet to its source's buckets under policy p. Returns 1 when
- * every limit admits it.
- *
- * Fast path: a packet of a source this CPU holds a lease for is admitted
- * from the lease, without the clock or the LRU. Leases are per CPU and XDP
- * does not preempt itself on a CPU, so they need no atomics. Only sources
- * seen before get a lease, so a flood of new (spoofed) sources cannot churn
- * the lease cache; SYNs always go to the shared bucket.
+ * every limit admits it. Every charge reads the clock and the shared state:
+ * whether a unit is due depends on the time since the last one, so no
+ * per-CPU shortcut can admit a packet without both and stay exact.
  */
 static __always_inline int charge_source(const struct sluice_policy *p,
 					 const struct sluice_pkt *pkt,
-					 __u32 len, __u32 gen)
+					 __u32 len)
 {
-	__u64 units[SLUICE_MAX_LIMITS], req[SLUICE_MAX_LIMITS];
-	struct sluice_lease *lease = NULL;
+	__u64 units[SLUICE_MAX_LIMITS];
 	struct sluice_source_state *st;
 	struct sluice_source_key key;
-	__u32 idx;
-	__u64 now;
-	int fresh, i;
 
+	/* A non-SYN under connections limits only: nothing to charge, no
+	 * state to create. */
 	if (!gcra_packet_units(p, pkt->is_syn, len, units))
 		return 1;
 	source_key(&key, p, pkt);
-	if (p->lease > 1 && !pkt->is_syn) {
-		idx = sluice_lease_index(&key);
-		lease = bpf_map_lookup_elem(&sluice_leases, &idx);
-		if (lease && source_key_eq(&lease->key, &key) &&
-		    lease_take(lease->left, units))
-			return 1;
-	}
-
-	st = source_state(&key, &fresh);
+	st = source_state(&key);
 	if (!st) {
 		/* The LRU could not give us an entry (-ENOMEM under extreme
 		 * contention). Fail open for this one packet: a dropped
 		 * legitimate packet is worse than one unit over the limit. */
 		return 1;
 	}
-	now = bpf_ktime_get_ns();
-	if (lease && !fresh) {
-		for (i = 0; i < SLUICE_MAX_LIMITS; i++)
-			req[i] = units[i] * p->lease;
-		if (gcra_charge_units(st, p, req, now) == SLUICE_ADMIT) {
-			if (!source_key_eq(&lease->key, &key)) {
-				lease_evict(lease, gen);
-				lease->key = key;
-				lease->slot = p->slot;
-				for (i = 0; i < SLUICE_MAX_LIMITS; i++)
-					lease->left[i] = 0;
-			}
-			for (i = 0; i < SLUICE_MAX_LIMITS; i++)
-				lease->left[i] += req[i] - units[i];
-			return 1;
-		}
-	}
-	return gcra_charge_units(st, p, units, now) == SLUICE_ADMIT;
+	return gcra_charge_units(st, p, units, bpf_ktime_get_ns()) ==
+	       SLUICE_ADMIT;
 }
 
 static __always_inline void frag_key(struct sluice_frag_key *k,
@@ -260,7 +191,7 @@ static __always_inline void frag_key(struct sluice_frag_key *k,
 	__builtin_memcpy(k->src, pkt->src, sizeof(k->src));
 	__builtin_memcpy(k->dst, pkt->dst, sizeof(k->dst));
 	k->id = pkt->frag_id;
-	k->proto = pkt->l4proto;
+	k->proto = pkt->frag_proto;
 }
 
 /* Later fragments carry no ports: they follow the verdict of their
@@ -277,12 +208,16 @@ static __always_inline int finish_first_fragment(const struct sluice_pkt *pkt,
 	return finish(slot, verdict, len);
 }
 
+/* The policy flags a later fragment could fall under. Past a fragmented
+ * extension header its upper protocol is unknown: it could be either. */
 static __always_inline __u32 proto_policy_flag(__u8 l4proto)
 {
 	if (l4proto == IPPROTO_TCP)
 		return SLUICE_GEN_TCP_POLICY;
 	if (l4proto == IPPROTO_UDP)
 		return SLUICE_GEN_UDP_POLICY;
+	if (ipv6_is_ext(l4proto))
+		return SLUICE_GEN_TCP_POLICY | SLUICE_GEN_UDP_POLICY;
 	return 0;
 }
 
@@ -363,7 +298,7 @@ int sluice_xdp(struct xdp_md *ctx)
 	policy = bpf_map_lookup_elem(&sluice_policies, &key);
 	if (!policy || !policy->nlimits)
 		goto out;
-	if (!charge_source(policy, &pkt, len, gen)) {
+	if (!charge_source(policy, &pkt, len)) {
 		if (policy->action == SLUICE_ACTION_MONITOR)
 			verdict = SLUICE_VERDICT_MONITORED;
 		else	/* drop, and until they land: reject, respond, redirect */

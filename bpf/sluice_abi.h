@@ -120,9 +120,7 @@ struct sluice_policy {
 	__u8 ipv6_prefix;		/* source prefix, 0..128 (for display) */
 	__u8 nlimits;			/* limits[0..nlimits) are valid */
 	__u8 proto;			/* IPPROTO_TCP or IPPROTO_UDP */
-	/* Packets a CPU leases from a source's bucket at a time (see struct
-	 * sluice_lease); 0 or 1 turns leasing off. SYNs are never leased. */
-	__u16 lease;
+	__u16 pad;
 	__u32 redirect_ifindex;		/* reserved for SLUICE_ACTION_REDIRECT */
 	/* The prefixes as masks over the IPv4-mapped or IPv6 address, network
 	 * byte order; all zero for key global. Precomputed so the data path
@@ -150,32 +148,6 @@ struct sluice_source_key {
 struct sluice_source_state {
 	__u64 tat_ns[SLUICE_MAX_LIMITS];
 };
-
-/* Map sluice_leases: per-CPU array of SLUICE_LEASE_SLOTS, direct-mapped by
- * a hash of the source key. A CPU takes `lease` units of each limit from the
- * shared bucket in one charge and spends them here without reading the
- * clock or the LRU. Units are only ever spent after the bucket gave them, so
- * leasing never admits more than the limit; an evicted lease's leftover
- * units are refunded to its bucket. */
-#define SLUICE_LEASE_BITS	12
-#define SLUICE_LEASE_SLOTS	(1U << SLUICE_LEASE_BITS)
-#define SLUICE_LEASE_MAX_UNITS	32
-
-struct sluice_lease {
-	struct sluice_source_key key;
-	__u32 slot;			/* policy slot, to refund an evicted lease */
-	__u64 left[SLUICE_MAX_LIMITS];	/* units still leased, per limit */
-};
-
-/* The lease cache slot of a source key; userspace uses it to clear leases. */
-static inline __u32 sluice_lease_index(const struct sluice_source_key *k)
-{
-	__u32 h = k->state_tag ^ k->addr[0] ^ k->addr[1] ^ k->addr[2] ^
-		  k->addr[3];
-
-	/* Fibonacci hashing: the top bits of h * 2^32/phi. */
-	return (h * 0x9e3779b1U) >> (32 - SLUICE_LEASE_BITS);
-}
 
 /* Maps sluice_lists4 / sluice_lists6: LPM tries. The generation is part of
  * the matched prefix: prefixlen = 32 + CIDR length. */

@@ -27,7 +27,6 @@ static_assert(offsetof(sluice_policy, slot) == 48);
 static_assert(offsetof(sluice_policy, state_tag) == 52);
 static_assert(offsetof(sluice_policy, action) == 56);
 static_assert(offsetof(sluice_policy, nlimits) == 60);
-static_assert(offsetof(sluice_policy, lease) == 62);
 static_assert(offsetof(sluice_policy, mask4) == 68);
 static_assert(offsetof(sluice_policy, mask6) == 84);
 static_assert(offsetof(sluice_policy, limits) == 104);
@@ -41,9 +40,6 @@ static_assert(sizeof(sluice_lpm4_key) == 12);
 static_assert(offsetof(sluice_lpm4_key, addr) == 8);
 static_assert(sizeof(sluice_lpm6_key) == 24);
 static_assert(offsetof(sluice_lpm6_key, addr) == 8);
-
-static_assert(sizeof(sluice_lease) == 56);
-static_assert(offsetof(sluice_lease, left) == 24);
 
 static_assert(sizeof(sluice_frag_key) == 40);
 static_assert(offsetof(sluice_frag_key, id) == 32);

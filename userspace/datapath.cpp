@@ -44,7 +44,6 @@ constexpr size_t kVerifierTailLines = 20;
 const char* const kMapNames[] = {
     "sluice_config", "sluice_ports", "sluice_policies", "sluice_sources",
     "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
-    "sluice_leases",
 };
 
 std::string pinDir(const std::string& iface)
@@ -373,7 +372,6 @@ struct Datapath::Impl {
     }
 
     sluice_config* cfg() const { return config.as<sluice_config>(); }
-    void clearLeases(const sluice_source_key* key);
     uint32_t activeGen() const { return __atomic_load_n(&cfg()->active_gen, __ATOMIC_ACQUIRE) & 1; }
 
     uint32_t& portSlot(uint32_t key) const
@@ -653,7 +651,7 @@ void writeEntries(int fd, const std::vector<Entry>& entries, uint32_t gen)
 void Datapath::install(const Ruleset& rules)
 {
     auto previous = installedPolicies();
-    CompiledRuleset compiled = compileRuleset(rules, previous, static_cast<unsigned>(impl_->ncpus));
+    CompiledRuleset compiled = compileRuleset(rules, previous);
 
     InstallLock lock(impl_->pins);
     uint32_t active = impl_->activeGen();
@@ -846,31 +844,6 @@ std::optional<SourceState> Datapath::source(const std::string& policyName, const
     throwUsage("no policy named '" + policyName + "'");
 }
 
-// Drops the leases CPUs hold for `key` (all leases when key is null). The
-// read-modify-write can race with a CPU spending from a lease; a reset is
-// an operator's act and such a race costs at most one lease.
-void Datapath::Impl::clearLeases(const sluice_source_key* key)
-{
-    int fd = mapFd("sluice_leases");
-    std::vector<sluice_lease> percpu(ncpus);
-    uint32_t first = key ? sluice_lease_index(key) : 0;
-    uint32_t last = key ? first : SLUICE_LEASE_SLOTS - 1;
-    for (uint32_t idx = first; idx <= last; idx++) {
-        if (int err = bpf_map_lookup_elem(fd, &idx, percpu.data()))
-            throwSys("cannot read leases", err);
-        bool changed = false;
-        for (auto& l : percpu) {
-            if (l.key.state_tag && (!key || std::memcmp(&l.key, key, sizeof(*key)) == 0)) {
-                l = sluice_lease{};
-                changed = true;
-            }
-        }
-        if (changed)
-            if (int err = bpf_map_update_elem(fd, &idx, percpu.data(), BPF_ANY))
-                throwSys("cannot clear leases", err);
-    }
-}
-
 size_t Datapath::resetSource(const Address& addr)
 {
     size_t removed = 0;
@@ -881,7 +854,6 @@ size_t Datapath::resetSource(const Address& addr)
         if (!p.name[0])
             continue;
         sluice_source_key key = sourceKey(p, addr);
-        impl_->clearLeases(&key);
         if (bpf_map_delete_elem(fd, &key) == 0)
             removed++;
     }
@@ -890,7 +862,6 @@ size_t Datapath::resetSource(const Address& addr)
 
 size_t Datapath::resetAll()
 {
-    impl_->clearLeases(nullptr);
     int fd = impl_->mapFd("sluice_sources");
     std::vector<sluice_source_key> keys;
     sluice_source_key key{}, next{};

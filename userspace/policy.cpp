@@ -198,25 +198,7 @@ sluice_limit compileLimit(const Limit& limit)
     return out;
 }
 
-uint16_t leaseUnits(const std::vector<Limit>& limits, unsigned cpus)
-{
-    // Every CPU together holds at most a quarter of the bucket in leases.
-    constexpr uint64_t kBucketShare = 4;
-    constexpr uint64_t kLargestFrame = SLUICE_MAX_FRAME_BYTES;
-    uint64_t lease = SLUICE_LEASE_MAX_UNITS;
-    bool leased = false;
-    for (const auto& l : limits) {
-        if (l.kind == LimitKind::Connections)
-            continue;  // SYNs always go to the shared bucket
-        uint64_t perPacket = l.kind == LimitKind::Bytes ? kLargestFrame : 1;
-        lease = std::min(lease, l.effectiveBurst() / (perPacket * kBucketShare * std::max(cpus, 1u)));
-        leased = true;
-    }
-    return leased && lease >= 2 ? static_cast<uint16_t>(lease) : 0;
-}
-
-CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<InstalledPolicy>& previous,
-                               unsigned cpus)
+CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<InstalledPolicy>& previous)
 {
     CompiledRuleset out;
     std::map<std::string, const InstalledPolicy*> prevByName;
@@ -310,7 +292,6 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
         kp.ipv6_prefix = p.ipv6Prefix;
         kp.proto = static_cast<uint8_t>(p.proto);
         kp.nlimits = static_cast<uint8_t>(p.limits.size());
-        kp.lease = leaseUnits(p.limits, cpus);
         for (size_t i = 0; i < p.limits.size(); i++) {
             try {
                 kp.limits[i] = compileLimit(p.limits[i]);

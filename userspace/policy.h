@@ -29,7 +29,12 @@ struct Limit {
     uint64_t burst = 0;
 
     uint64_t effectiveBurst() const { return burst ? burst : count; }
-    bool operator==(const Limit&) const = default;
+    // The same limit: an unset burst equals a burst of `count`.
+    bool operator==(const Limit& o) const
+    {
+        return kind == o.kind && count == o.count && periodNs == o.periodNs &&
+               effectiveBurst() == o.effectiveBurst();
+    }
 };
 
 enum class Action : uint8_t {
@@ -122,15 +127,9 @@ struct CompiledRuleset {
 
 // Checks a ruleset (names, ports, limits within the kernel's arithmetic, one
 // policy per protocol and port) and compiles it. Throws Usage with a message
-// naming the policy and the problem. `cpus` sizes the per-CPU leases.
+// naming the policy and the problem.
 CompiledRuleset compileRuleset(const Ruleset& rules,
-                               const std::vector<InstalledPolicy>& previous,
-                               unsigned cpus = 1);
-
-// Packets one CPU may lease from a source's bucket at a time under a policy
-// with these limits: small against the burst, so that leases parked on idle
-// CPUs cannot starve the others; 0 when leasing is off.
-uint16_t leaseUnits(const std::vector<Limit>& limits, unsigned cpus);
+                               const std::vector<InstalledPolicy>& previous);
 
 // One limit's kernel form; throws Usage when it does not fit the arithmetic.
 sluice_limit compileLimit(const Limit& limit);

@@ -172,36 +172,6 @@ static __always_inline int gcra_charge(struct sluice_source_state *st,
 	return gcra_charge_units(st, p, units, now);
 }
 
-/* Give back `units` of every limit: leased units never spent. */
-static __always_inline void gcra_refund(struct sluice_source_state *st,
-					const struct sluice_policy *p,
-					const __u64 units[SLUICE_MAX_LIMITS])
-{
-	int i;
-
-	for (i = 0; i < SLUICE_MAX_LIMITS; i++) {
-		if (i >= p->nlimits)
-			break;
-		if (units[i])
-			gcra_give_back(&st->tat_ns[i],
-				       gcra_cost_ns(&p->limits[i], units[i]));
-	}
-}
-
-/* Spend a packet's units from a lease if it holds enough of every one. */
-static __always_inline int lease_take(__u64 left[SLUICE_MAX_LIMITS],
-				      const __u64 units[SLUICE_MAX_LIMITS])
-{
-	int i;
-
-	for (i = 0; i < SLUICE_MAX_LIMITS; i++)
-		if (units[i] > left[i])
-			return 0;
-	for (i = 0; i < SLUICE_MAX_LIMITS; i++)
-		left[i] -= units[i];
-	return 1;
-}
-
 #ifndef __bpf__	/* userspace only: BPF has no 128-bit division */
 /* What `flask limiter limits --key` shows: units a limit would admit now,
  * and nanoseconds until the next unit is admitted (0 when one is now). */

@@ -82,6 +82,10 @@ struct sluice_pkt {
 	__u8 has_ports;		/* TCP or UDP header parsed */
 	__u8 is_syn;		/* TCP SYN without ACK: a new connection */
 	__u8 frag;		/* enum sluice_frag_kind */
+	/* The protocol the fragment header names (IPv4: the header's protocol):
+	 * the same in every fragment of a datagram, unlike l4proto, which a
+	 * later fragment cannot see past a fragmented extension header. */
+	__u8 frag_proto;
 };
 
 static __always_inline void map_ipv4(__u32 out[4], __be32 addr)
@@ -102,6 +106,9 @@ static __always_inline int parse_l4(void *pos, void *data_end,
 		struct tcphdr *tcp = pos;
 
 		if ((void *)(tcp + 1) > data_end || tcp->doff < 5)
+			return PARSE_MALFORMED;
+		/* Options cut short: the stack would discard it too. */
+		if (pos + tcp->doff * 4 > data_end)
 			return PARSE_MALFORMED;
 		pkt->sport = bpf_ntohs(tcp->source);
 		pkt->dport = bpf_ntohs(tcp->dest);
@@ -146,6 +153,7 @@ static __always_inline int parse_ipv4(void *pos, void *data_end,
 		pkt->frag = FRAG_FIRST;
 	}
 	pkt->frag_id = bpf_ntohs(ip->id);
+	pkt->frag_proto = ip->protocol;
 	return parse_l4(pos + hlen, data_end, pkt);
 }
 
@@ -187,6 +195,7 @@ static __always_inline int parse_ipv6(void *pos, void *data_end,
 				return PARSE_MALFORMED;
 			off = bpf_ntohs(fh->frag_off);
 			pkt->frag_id = bpf_ntohl(fh->identification);
+			pkt->frag_proto = fh->nexthdr;
 			nexthdr = fh->nexthdr;
 			pos = fh + 1;
 			if (off & IPV6_FRAG_OFFSET) {
@@ -197,11 +206,13 @@ static __always_inline int parse_ipv6(void *pos, void *data_end,
 				pkt->frag = FRAG_FIRST;
 			continue;
 		}
-		nexthdr = ext->nexthdr;
+		/* AH counts its length in 4-byte units less 2 (RFC 4302), the
+		 * others in 8-byte units less 1 (RFC 8200). */
 		if (nexthdr == IPPROTO_AH)
 			pos += (ext->hdrlen + 2) * 4;
 		else
 			pos += (ext->hdrlen + 1) * 8;
+		nexthdr = ext->nexthdr;
 	}
 	/* A chain deeper than we read could hide a TCP or UDP header. */
 	if (pkt->frag != FRAG_LATER && ipv6_is_ext(nexthdr))

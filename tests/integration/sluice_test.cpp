@@ -251,9 +251,9 @@ TEST_P(SluiceTraffic, TcpConnectionsLimitAndAllowList) {
 
 // Two senders pinned to different CPUs: veth runs the receive side (and so
 // the XDP program) on the sending CPU, so one source's bucket is charged from
-// two CPUs at once. Whatever the data path does to scale (CAS on the TAT,
-// per-CPU leases), it must never admit more than the burst; it may strand at
-// most a small share of it (leases hold at most a quarter of the bucket).
+// two CPUs at once. The compare-and-swap on the TAT must never admit more
+// than the burst; it may refuse a unit only when it loses the race
+// SLUICE_CAS_RETRIES times in a row (fail closed), which two CPUs hardly do.
 TEST_P(SluiceTraffic, TwoCpusChargingOneBucketNeverExceedTheBurst) {
     const unsigned ncpus = std::thread::hardware_concurrency();
     if (ncpus < 2)
@@ -289,7 +289,7 @@ TEST_P(SluiceTraffic, TwoCpusChargingOneBucketNeverExceedTheBurst) {
         spread += (spread.empty() ? "" : " ") + std::to_string(n);
     std::printf("[slit] packets judged per CPU: %s\n", spread.c_str());
     EXPECT_LE(got, 200) << "more than the burst admitted";
-    EXPECT_GE(got, 150) << "more than a quarter of the burst stranded";
+    EXPECT_GE(got, 198) << "units lost to the compare-and-swap race";
     EXPECT_EQ(uint64_t(got), admitted);
     EXPECT_EQ(admitted + limited, 600u);
 }

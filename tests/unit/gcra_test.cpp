@@ -639,8 +639,8 @@ TEST(GcraPacketUnits, PerLimitUnitsOfOnePacket)
     EXPECT_FALSE(gcra_packet_units(&none, 1, 1500, units));
 }
 
-// A lease charges several packets' units in one go: all of them fit or none
-// is taken.
+// Several units in one charge (a frame's bytes): all of them fit or none is
+// taken.
 TEST(GcraChargeUnits, SeveralUnitsAreAllOrNothing)
 {
     const sluice_limit l = makeLimit(kPkts, 5, kMinute);
@@ -656,87 +656,38 @@ TEST(GcraChargeUnits, SeveralUnitsAreAllOrNothing)
     EXPECT_EQ(gcra_remaining(&l, st.tat_ns[0], kT0), 0u);
 }
 
-TEST(GcraChargeUnits, StackedLeaseRefundsOnRefusal)
+TEST(GcraChargeUnits, StackedRefusalRefundsEveryEarlierLimit)
 {
     // 4 packets of 1500 bytes at a time against a 15000-byte bucket.
     const sluice_policy p =
         makePolicy({makeLimit(kPkts, 100, kSecond), makeLimit(kBytes, 10'000'000, kSecond, 15'000)});
     sluice_source_state st{};
-    const __u64 lease[SLUICE_MAX_LIMITS] = {4, 4 * 1500};
-    EXPECT_EQ(gcra_charge_units(&st, &p, lease, kT0), SLUICE_ADMIT);
-    EXPECT_EQ(gcra_charge_units(&st, &p, lease, kT0), SLUICE_ADMIT);
+    const __u64 four[SLUICE_MAX_LIMITS] = {4, 4 * 1500};
+    EXPECT_EQ(gcra_charge_units(&st, &p, four, kT0), SLUICE_ADMIT);
+    EXPECT_EQ(gcra_charge_units(&st, &p, four, kT0), SLUICE_ADMIT);
     const sluice_source_state before = st;
-    EXPECT_EQ(gcra_charge_units(&st, &p, lease, kT0), 1);
+    EXPECT_EQ(gcra_charge_units(&st, &p, four, kT0), 1);
     EXPECT_EQ(st.tat_ns[0], before.tat_ns[0]);
     EXPECT_EQ(st.tat_ns[1], before.tat_ns[1]);
     const __u64 rest[SLUICE_MAX_LIMITS] = {2, 2 * 1500};
     EXPECT_EQ(gcra_charge_units(&st, &p, rest, kT0), SLUICE_ADMIT);
 }
 
-// Leased units that were never spent go back exactly: a lease of 8 with 3
-// spent leaves the bucket charged for 3.
-TEST(GcraRefund, GivesBackExactlyTheUnspentUnits)
-{
-    const sluice_limit pkts = makeLimit(kPkts, 10, kSecond, 20);
-    const sluice_limit bytes = makeLimit(kBytes, 3'000'000'000ULL, kSecond, 3'000'000);
-    sluice_policy p = makePolicy({pkts, bytes});
-    p.limits[2] = makeLimit(kPkts, 1, kYear);  // beyond nlimits: never refunded
-    sluice_source_state st{};
-    ASSERT_EQ(admitMany(st, p, kT0, 2, false, 1500), 2u);
-    const sluice_source_state before = st;
-
-    const __u64 lease[SLUICE_MAX_LIMITS] = {8, 8 * 1500};
-    ASSERT_EQ(gcra_charge_units(&st, &p, lease, kT0), SLUICE_ADMIT);
-    __u64 left[SLUICE_MAX_LIMITS] = {8, 8 * 1500};
-    const __u64 one[SLUICE_MAX_LIMITS] = {1, 1500};
-    for (int i = 0; i < 3; i++)
-        ASSERT_TRUE(lease_take(left, one));
-    st.tat_ns[2] = 12345;
-    gcra_refund(&st, &p, left);
-    EXPECT_EQ(st.tat_ns[0], before.tat_ns[0] + 3 * pkts.interval_ns);
-    EXPECT_NEAR(double(st.tat_ns[1]), double(before.tat_ns[1] + 1500), 2.0);
-    EXPECT_EQ(st.tat_ns[2], 12345u);
-
-    // Everything leased and nothing spent: the bucket is as before.
-    sluice_source_state again = before;
-    ASSERT_EQ(gcra_charge_units(&again, &p, lease, kT0), SLUICE_ADMIT);
-    gcra_refund(&again, &p, lease);
-    EXPECT_EQ(again.tat_ns[0], before.tat_ns[0]);
-    EXPECT_EQ(again.tat_ns[1], before.tat_ns[1]);
-}
-
-// A refund larger than what the bucket holds (its entry was evicted and
-// re-created since the lease was taken) leaves a full bucket; it must not
-// wrap the TAT around and shut the source out.
-TEST(GcraRefund, OverRefundLeavesAFullBucketNotAShutOne)
+// A give-back larger than the TAT (the entry was re-created meanwhile)
+// leaves a full bucket: it must not wrap the TAT around and shut the
+// source out.
+TEST(GcraGiveBack, ClampsAtZero)
 {
     const sluice_limit l = makeLimit(kPkts, 10, kSecond);
     const sluice_policy p = makePolicy({l});
     sluice_source_state st{};
     st.tat_ns[0] = 5 * l.interval_ns;
-    const __u64 lease[SLUICE_MAX_LIMITS] = {31};
-    gcra_refund(&st, &p, lease);
-    EXPECT_LE(st.tat_ns[0], 5 * l.interval_ns);
+    gcra_give_back(&st.tat_ns[0], 31 * l.interval_ns);
+    EXPECT_EQ(st.tat_ns[0], 0u);
     EXPECT_EQ(admitMany(st, p, kT0, 20), 10u);
-}
-
-TEST(LeaseTake, AllLimitsOrNone)
-{
-    __u64 left[SLUICE_MAX_LIMITS] = {3, 4500, 0, 0};
-    const __u64 frame[SLUICE_MAX_LIMITS] = {1, 1500, 0, 0};
-    for (int i = 0; i < 3; i++)
-        EXPECT_TRUE(lease_take(left, frame));
-    EXPECT_FALSE(lease_take(left, frame));
-    EXPECT_EQ(std::vector<__u64>(left, left + 4), (std::vector<__u64>{0, 0, 0, 0}));
-
-    __u64 short_of_bytes[SLUICE_MAX_LIMITS] = {5, 1000, 7, 0};
-    EXPECT_FALSE(lease_take(short_of_bytes, frame));
-    EXPECT_EQ(std::vector<__u64>(short_of_bytes, short_of_bytes + 4),
-              (std::vector<__u64>{5, 1000, 7, 0}));
-    const __u64 small[SLUICE_MAX_LIMITS] = {1, 1000, 0, 0};
-    EXPECT_TRUE(lease_take(short_of_bytes, small));
-    EXPECT_EQ(std::vector<__u64>(short_of_bytes, short_of_bytes + 4),
-              (std::vector<__u64>{4, 0, 7, 0}));
+    st.tat_ns[0] = kT0 + 7;
+    gcra_give_back(&st.tat_ns[0], 5);
+    EXPECT_EQ(st.tat_ns[0], kT0 + 2);
 }
 
 // A plain model of the documented semantics, in 128-bit arithmetic: every

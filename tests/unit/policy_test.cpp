@@ -769,55 +769,6 @@ TEST(CompileRuleset, AllowAndDenyLists)
     }
 }
 
-TEST(CompileRuleset, LeaseFollowsLeaseUnits)
-{
-    const Ruleset r = threePolicies();
-    for (unsigned cpus : {1u, 2u, 64u}) {
-        const CompiledRuleset c = compileRuleset(r, {}, cpus);
-        for (const Policy& p : r.policies)
-            EXPECT_EQ(find(c, p.name).lease, leaseUnits(p.limits, cpus)) << p.name << " " << cpus;
-    }
-}
-
-// --- leaseUnits -------------------------------------------------------------
-
-TEST(LeaseUnits, SmallAgainstTheBurst)
-{
-    const std::vector<std::vector<Limit>> sets = {
-        {limit(5, kMinute)},
-        {limit(2000, kSecond, 4000)},
-        {limit(1'000'000, kSecond)},
-        {limit(50, kSecond, 100), limit(5, kMinute, 0, LimitKind::Connections)},
-        {limit(10'000'000, kSecond, 0, LimitKind::Bytes)},
-        {limit(100'000, kSecond), limit(64, kSecond)},
-    };
-    for (const auto& limits : sets) {
-        for (unsigned cpus : {1u, 2u, 8u, 256u}) {
-            const uint16_t lease = leaseUnits(limits, cpus);
-            SCOPED_TRACE(describeLimit(limits[0]) + ", " + std::to_string(cpus) + " CPUs: " +
-                         std::to_string(lease));
-            EXPECT_LE(lease, SLUICE_LEASE_MAX_UNITS);
-            if (lease <= 1)
-                continue;
-            // Leases parked on every CPU together never hold a whole bucket.
-            for (const Limit& l : limits) {
-                if (l.kind == LimitKind::Packets) {
-                    EXPECT_LT(uint64_t(lease) * cpus, l.effectiveBurst());
-                }
-            }
-            EXPECT_LE(lease, leaseUnits(limits, cpus > 1 ? cpus - 1 : 1));
-        }
-    }
-}
-
-TEST(LeaseUnits, OnForBigBucketsOffForTinyOnesAndForConnections)
-{
-    EXPECT_GT(leaseUnits({limit(1'000'000, kSecond)}, 2), 1);
-    EXPECT_LE(leaseUnits({limit(5, kMinute)}, 2), 1);
-    EXPECT_LE(leaseUnits({limit(1'000'000, kSecond, 0, LimitKind::Connections)}, 2), 1);
-    // A tiny limit next to a big one decides.
-    EXPECT_LE(leaseUnits({limit(1'000'000, kSecond), limit(3, kSecond)}, 2), 1);
-}
 
 // --- names ------------------------------------------------------------------
 
