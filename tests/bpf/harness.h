@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// Table-driven BPF_PROG_TEST_RUN fixtures. A Row is a ruleset and a list of
+// steps; each step optionally installs a new ruleset (a generation flip),
+// sends one frame, and checks the XDP action, the one counter the packet
+// moved (policy, verdict, +1 packet, +frame bytes) and, optionally, the
+// remaining units of a source's limits. Every row runs on a freshly loaded
+// program (Datapath::loadUnattached), so rows share no state.
+//
+// Limits are "N per day": between two test runs time moves by microseconds,
+// which is nothing against a 28 800 s emission interval, so verdicts are
+// deterministic.
+#pragma once
+
+#include <linux/bpf.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "datapath.h"
+#include "packet.h"
+#include "policy.h"
+
+namespace sluice::test {
+
+inline constexpr uint64_t kDayNs = 86400ULL * 1'000'000'000ULL;
+// A step whose frame the kernel refuses to run (shorter than ETH_HLEN).
+inline constexpr int kRefused = -EINVAL;
+// In a remaining-count check: do not check this limit.
+inline constexpr uint64_t kAny = UINT64_MAX;
+
+inline Limit conns(uint64_t n) { return {LimitKind::Connections, n, kDayNs, 0}; }
+inline Limit pkts(uint64_t n) { return {LimitKind::Packets, n, kDayNs, 0}; }
+inline Limit bytes(uint64_t n) { return {LimitKind::Bytes, n, kDayNs, 0}; }
+
+inline PortRange port(uint16_t p) { return {p, p}; }
+inline PortRange ports(uint16_t first, uint16_t last) { return {first, last}; }
+
+inline Policy tcpPolicy(std::string name, std::vector<PortRange> ports,
+                        std::vector<Limit> limits, Action action = Action::Drop)
+{
+    return Policy{.name = std::move(name), .proto = Proto::Tcp, .ports = std::move(ports),
+                  .limits = std::move(limits), .action = action};
+}
+
+inline Policy udpPolicy(std::string name, std::vector<PortRange> ports,
+                        std::vector<Limit> limits, Action action = Action::Drop)
+{
+    return Policy{.name = std::move(name), .proto = Proto::Udp, .ports = std::move(ports),
+                  .limits = std::move(limits), .action = action};
+}
+
+// A ruleset with its CIDRs as text: rows are built at static-init time
+// without calling into libsluice; the runner parses them.
+struct Rules {
+    Rules(std::vector<Policy> p = {}, std::vector<std::string> a = {},
+          std::vector<std::string> d = {})
+        : policies(std::move(p)), allow(std::move(a)), deny(std::move(d)) {}
+
+    std::vector<Policy> policies;
+    std::vector<std::string> allow;
+    std::vector<std::string> deny;
+
+    Ruleset make() const;
+};
+
+// After a step: the remaining units of each limit of `policy` for the source
+// `addr` (kAny: not checked), or, with nullopt, that it has no state.
+struct Remaining {
+    std::string policy;
+    std::string addr;
+    std::optional<std::vector<uint64_t>> units;
+};
+
+struct Step {
+    std::optional<Rules> install;  // installed before the frame is sent
+    bool installFails = false;     // ... and Datapath::install must refuse it (Usage)
+    std::optional<Frame> frame;
+    int action = XDP_PASS;         // XDP_PASS, XDP_DROP, or kRefused
+    std::string policy;            // the counter it moves: "" = slot 0 (no policy)
+    uint32_t verdict = SLUICE_VERDICT_PASS;
+    std::vector<Remaining> checks;
+    std::string note;              // printed on failure
+
+    Step& remaining(std::string pol, std::string addr, std::vector<uint64_t> units)
+    {
+        checks.push_back({std::move(pol), std::move(addr), std::move(units)});
+        return *this;
+    }
+    Step& noState(std::string pol, std::string addr)
+    {
+        checks.push_back({std::move(pol), std::move(addr), std::nullopt});
+        return *this;
+    }
+    Step& after(Rules rules)
+    {
+        install = std::move(rules);
+        return *this;
+    }
+};
+
+Step expectStep(const Frame& f, int action, std::string policy, uint32_t verdict);
+inline Step admitted(const Frame& f, std::string pol)
+{
+    return expectStep(f, XDP_PASS, std::move(pol), SLUICE_VERDICT_ADMITTED);
+}
+inline Step limited(const Frame& f, std::string pol)
+{
+    return expectStep(f, XDP_DROP, std::move(pol), SLUICE_VERDICT_LIMITED);
+}
+inline Step monitored(const Frame& f, std::string pol)
+{
+    return expectStep(f, XDP_PASS, std::move(pol), SLUICE_VERDICT_MONITORED);
+}
+inline Step allowed(const Frame& f, std::string pol)
+{
+    return expectStep(f, XDP_PASS, std::move(pol), SLUICE_VERDICT_ALLOWED);
+}
+inline Step denied(const Frame& f, std::string pol = "")
+{
+    return expectStep(f, XDP_DROP, std::move(pol), SLUICE_VERDICT_DENIED);
+}
+// Matched no policy: passed, counted PASS in slot 0 (or under the policy
+// whose first fragment it follows).
+inline Step passed(const Frame& f, std::string pol = "")
+{
+    return expectStep(f, XDP_PASS, std::move(pol), SLUICE_VERDICT_PASS);
+}
+inline Step malformed(const Frame& f)
+{
+    return expectStep(f, XDP_DROP, "", SLUICE_VERDICT_MALFORMED);
+}
+inline Step orphanFragment(const Frame& f)
+{
+    return expectStep(f, XDP_DROP, "", SLUICE_VERDICT_FRAGMENT);
+}
+inline Step refused(const Frame& f)
+{
+    return expectStep(f, kRefused, "", SLUICE_VERDICT_PASS);
+}
+// Installs `rules` (a generation flip) and sends nothing.
+inline Step install(Rules rules)
+{
+    Step s;
+    s.install = std::move(rules);
+    return s;
+}
+
+// Installs `rules`, which Datapath::install must refuse with a usage error
+// (leaving the active ruleset as it was).
+inline Step refusedInstall(Rules rules)
+{
+    Step s = install(std::move(rules));
+    s.installFails = true;
+    return s;
+}
+
+struct Row {
+    std::string name;  // [A-Za-z0-9_]: it becomes the test's name
+    Rules rules;
+    std::vector<Step> steps;
+    // Stateless rows (parsing, one packet under generous limits) may share
+    // one loaded program: the runner installs the row's rules and resets
+    // every source first. Rows with fragments, flips or tight limits load
+    // their own.
+    bool shared = false;
+};
+
+void PrintTo(const Row& row, std::ostream* os);
+std::string rowName(const testing::TestParamInfo<Row>& info);
+
+class BpfRow : public testing::TestWithParam<Row> {};
+
+// Runs one frame through the program: the kernel's return (0 or -errno), the
+// XDP action in *action and the frame as the program left it in *out.
+int testRun(int progFd, const Frame& frame, uint32_t* action,
+            std::vector<uint8_t>* out = nullptr);
+
+std::string verdictText(uint32_t verdict);
+std::string actionText(int action);
+
+// Common addresses.
+inline constexpr const char* kServer4 = "10.255.0.1";
+inline constexpr const char* kServer6 = "2001:db8:ffff::1";
+
+}  // namespace sluice::test
