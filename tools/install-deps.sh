@@ -8,7 +8,7 @@ PACKAGES=(
     clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev pkg-config make g++
     # libraries
     libcli11-dev libtomlplusplus-dev libcpp-httplib-dev libhiredis-dev
-    libgtest-dev libbenchmark-dev
+    libgtest-dev libbenchmark-dev nlohmann-json3-dev
     # tests, benchmarks and their peers
     xdp-tools iproute2 nftables iptables python3-scapy tcpdump ethtool
 )

@@ -809,6 +809,26 @@ sluice_source_key sourceKey(const sluice_policy& p, const Address& addr)
     return key;
 }
 
+SourceState describeSource(const sluice_policy& p, const sluice_source_key& key,
+                           const sluice_source_state& st, uint64_t now)
+{
+    SourceState out;
+    out.policy = std::string(p.name, strnlen(p.name, sizeof(p.name)));
+    std::memcpy(out.key.bytes.data(), key.addr, 16);
+    static const std::array<uint8_t, 12> mapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    out.key.isV4 = std::equal(mapped.begin(), mapped.end(), out.key.bytes.begin());
+    for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++) {
+        const sluice_limit& l = p.limits[i];
+        LimitState ls;
+        ls.limit = Limit{static_cast<LimitKind>(l.kind), l.count, l.period_ns, l.burst};
+        ls.tatNs = st.tat_ns[i];
+        ls.remaining = gcra_remaining(&l, st.tat_ns[i], now);
+        ls.retryAfterNs = gcra_retry_after_ns(&l, st.tat_ns[i], now);
+        out.limits.push_back(ls);
+    }
+    return out;
+}
+
 }  // namespace
 
 std::optional<SourceState> Datapath::source(const std::string& policyName, const Address& addr) const
@@ -825,21 +845,7 @@ std::optional<SourceState> Datapath::source(const std::string& policyName, const
             return std::nullopt;
         if (err)
             throwSys("cannot read source state", err);
-        SourceState out;
-        out.policy = policyName;
-        std::memcpy(out.key.bytes.data(), key.addr, 16);
-        out.key.isV4 = addr.isV4;
-        uint64_t now = nowNs();
-        for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++) {
-            const sluice_limit& l = p.limits[i];
-            LimitState ls;
-            ls.limit = Limit{static_cast<LimitKind>(l.kind), l.count, l.period_ns, l.burst};
-            ls.tatNs = st.tat_ns[i];
-            ls.remaining = gcra_remaining(&l, st.tat_ns[i], now);
-            ls.retryAfterNs = gcra_retry_after_ns(&l, st.tat_ns[i], now);
-            out.limits.push_back(ls);
-        }
-        return out;
+        return describeSource(p, key, st, nowNs());
     }
     throwUsage("no policy named '" + policyName + "'");
 }
@@ -876,6 +882,55 @@ size_t Datapath::resetAll()
         if (bpf_map_delete_elem(fd, &k) == 0)
             removed++;
     return removed;
+}
+
+uint32_t Datapath::sourceCapacity() const
+{
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (int err = bpf_obj_get_info_by_fd(impl_->mapFd("sluice_sources"), &info, &len))
+        throwSys("cannot read the source table's size", err);
+    return info.max_entries;
+}
+
+std::vector<SourceState> Datapath::allSources() const
+{
+    uint32_t gen = impl_->activeGen();
+    std::map<uint32_t, const sluice_policy*> byTag;
+    for (uint32_t slot = 1; slot < SLUICE_MAX_POLICIES; slot++) {
+        const sluice_policy& p = impl_->policy(gen, slot);
+        if (p.name[0])
+            byTag[p.state_tag] = &p;
+    }
+    std::vector<SourceState> out;
+    int fd = impl_->mapFd("sluice_sources");
+    uint64_t now = nowNs();
+    sluice_source_key key{}, next{};
+    int err = bpf_map_get_next_key(fd, nullptr, &next);
+    while (!err) {
+        sluice_source_state st{};
+        auto it = byTag.find(next.state_tag);
+        if (it != byTag.end() && bpf_map_lookup_elem(fd, &next, &st) == 0)
+            out.push_back(describeSource(*it->second, next, st, now));
+        key = next;
+        err = bpf_map_get_next_key(fd, &key, &next);
+    }
+    return out;
+}
+
+std::vector<std::string> Datapath::pinnedInterfaces()
+{
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(SLUICE_PIN_ROOT)) {
+        while (dirent* e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (name != "." && name != ".." && exists(pinDir(name) + "/sluice_config"))
+                out.push_back(name);
+        }
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 size_t Datapath::trackedSources() const

@@ -104,6 +104,11 @@ public:
     size_t resetSource(const Address& addr);
     size_t resetAll();
     size_t trackedSources() const;
+    uint32_t sourceCapacity() const;  // the LRU's max_entries
+    // Every tracked source of the installed policies (for `top`).
+    std::vector<SourceState> allSources() const;
+    // Interfaces with sluice state pinned under SLUICE_PIN_ROOT.
+    static std::vector<std::string> pinnedInterfaces();
 
     // Monotonic clock the data path uses (bpf_ktime_get_ns).
     static uint64_t nowNs();

@@ -344,6 +344,50 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
     return out;
 }
 
+std::vector<PortRange> parsePortList(const std::string& text)
+{
+    auto port = [&](const std::string& item) -> uint16_t {
+        bool digits = !item.empty() && item.size() <= 5 &&
+                      std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+        unsigned long v = digits ? std::stoul(item) : 0;
+        if (!digits || v < 1 || v > 65535)
+            throwUsage("invalid port '" + item + "' in '" + text + "': ports are 1-65535");
+        return static_cast<uint16_t>(v);
+    };
+    std::vector<PortRange> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t comma = text.find(',', start);
+        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        item.erase(0, item.find_first_not_of(' '));
+        item.erase(item.find_last_not_of(' ') + 1);
+        size_t dash = item.find('-');
+        PortRange r;
+        r.first = port(item.substr(0, dash));
+        r.last = dash == std::string::npos ? r.first : port(item.substr(dash + 1));
+        if (r.first > r.last)
+            throwUsage("port range '" + item + "' is reversed");
+        out.push_back(r);
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+    }
+    return out;
+}
+
+std::string describePorts(const std::vector<PortRange>& ports)
+{
+    std::string s;
+    for (const auto& r : ports) {
+        if (!s.empty())
+            s += ",";
+        s += std::to_string(r.first);
+        if (r.last != r.first)
+            s += "-" + std::to_string(r.last);
+    }
+    return s;
+}
+
 std::string kindName(LimitKind kind)
 {
     switch (kind) {

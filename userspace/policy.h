@@ -137,6 +137,11 @@ sluice_limit compileLimit(const Limit& limit);
 // Time unit helpers shared with the rate grammar.
 inline constexpr uint64_t kNsPerSecond = 1'000'000'000ULL;
 
+// "80", "8000-8099", or a comma-separated list of them ("80,8000-8099").
+// Throws Usage for port 0, ports above 65535, reversed ranges and garbage.
+std::vector<PortRange> parsePortList(const std::string& text);
+std::string describePorts(const std::vector<PortRange>& ports);
+
 std::string kindName(LimitKind kind);
 std::string actionName(Action action);
 std::optional<Action> actionFromName(const std::string& name);

@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The TOML config (userspace/config.h): a full config read into the expected
+// model, the defaults, the shipped example, and every kind of invalid config
+// with the exact FILE:LINE:COL it must point at.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "error.h"
+#include "policy.h"
+
+namespace sluice {
+namespace {
+
+constexpr uint64_t kSecond = kNsPerSecond;
+constexpr uint64_t kMinute = 60 * kSecond;
+constexpr uint64_t kDay = 86400 * kSecond;
+
+Limit limit(LimitKind kind, uint64_t count, uint64_t periodNs, uint64_t burst = 0)
+{
+    Limit l;
+    l.kind = kind;
+    l.count = count;
+    l.periodNs = periodNs;
+    l.burst = burst;
+    return l;
+}
+
+// Runs `fn`, which must throw sluice::Error of kind Usage; returns its message.
+std::string usageError(const std::function<void()>& fn)
+{
+    try {
+        fn();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::Usage) << e.what();
+        return e.what();
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << "threw something other than sluice::Error: " << e.what();
+        return e.what();
+    }
+    ADD_FAILURE() << "did not throw";
+    return "";
+}
+
+// The repository root: the unit binary lives in build/tests/.
+std::string sourceRoot()
+{
+    char exe[PATH_MAX] = {};
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+    for (int up = 0; up < 4 && !dir.empty(); up++) {
+        dir = dir.substr(0, dir.rfind('/'));
+        if (access((dir + "/examples/api.toml").c_str(), R_OK) == 0)
+            return dir;
+    }
+    return ".";
+}
+
+// A file under /tmp holding `text`, removed with the object.
+class TempFile {
+public:
+    explicit TempFile(const std::string& text)
+    {
+        char name[] = "/tmp/sluice-config-test-XXXXXX";
+        int fd = mkstemp(name);
+        EXPECT_GE(fd, 0);
+        path_ = name;
+        EXPECT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+        close(fd);
+    }
+    ~TempFile() { unlink(path_.c_str()); }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+const char* const kFull = R"([sluice]
+interfaces = ["eth0", "ens3f1"]
+metrics = "[::1]:9100"
+max_sources = 4_096
+
+[[allow]]
+cidr = "192.0.2.0/24"
+comment = "admin network"
+
+[[allow]]
+cidr = "10.1.0.0/16"
+
+[[deny]]
+cidr = "2001:db8:bad::/48"
+
+[[deny]]
+cidr = "10.1.2.0/24"   # inside an allow entry: allow wins
+
+[[policy]]
+name = "heavy"
+proto = "tcp"
+ports = [8080, "9000-9010"]
+connections = "5 per minute; 100 per day"
+packets = "50/second burst 100"
+action = "monitor"
+key = "global"
+ipv4_prefix = 24
+ipv6_prefix = 48
+
+[[policy]]
+name = "dns"
+proto = "udp"
+ports = [53, "5353-5354"]
+bytes = "10 KiB/second"   # written before packets: the order of kinds is fixed
+packets = "20/second"
+
+[[policy]]
+name = "dns-tcp"
+proto = "tcp"
+ports = [53]              # the same port as dns, another protocol
+packets = '30 per 2 seconds'
+)";
+
+TEST(Config, FullConfigReadsEveryField)
+{
+    Config c = parseConfig(kFull, "full.toml");
+    EXPECT_EQ(c.path, "full.toml");
+    EXPECT_EQ(c.interfaces, (std::vector<std::string>{"eth0", "ens3f1"}));
+    EXPECT_EQ(c.metrics, "[::1]:9100");
+    EXPECT_EQ(c.maxSources, 4096U);
+
+    EXPECT_EQ(c.rules.allow,
+              (std::vector<Cidr>{Cidr::parse("192.0.2.0/24"), Cidr::parse("10.1.0.0/16")}));
+    EXPECT_EQ(c.rules.deny,
+              (std::vector<Cidr>{Cidr::parse("2001:db8:bad::/48"), Cidr::parse("10.1.2.0/24")}));
+
+    ASSERT_EQ(c.rules.policies.size(), 3U);
+    Policy heavy;
+    heavy.name = "heavy";
+    heavy.proto = Proto::Tcp;
+    heavy.ports = {{8080, 8080}, {9000, 9010}};
+    heavy.limits = {limit(LimitKind::Connections, 5, kMinute),
+                    limit(LimitKind::Connections, 100, kDay),
+                    limit(LimitKind::Packets, 50, kSecond, 100)};
+    heavy.action = Action::Monitor;
+    heavy.key = KeyMode::Global;
+    heavy.ipv4Prefix = 24;
+    heavy.ipv6Prefix = 48;
+    EXPECT_EQ(c.rules.policies[0], heavy);
+    EXPECT_EQ(c.rules.policies[0].limits[2].burst, 100U);
+
+    Policy dns;
+    dns.name = "dns";
+    dns.proto = Proto::Udp;
+    dns.ports = {{53, 53}, {5353, 5354}};
+    dns.limits = {limit(LimitKind::Packets, 20, kSecond),
+                  limit(LimitKind::Bytes, 10 * 1024, kSecond)};
+    EXPECT_EQ(c.rules.policies[1], dns);
+
+    Policy dnsTcp;
+    dnsTcp.name = "dns-tcp";
+    dnsTcp.proto = Proto::Tcp;
+    dnsTcp.ports = {{53, 53}};
+    dnsTcp.limits = {limit(LimitKind::Packets, 30, 2 * kSecond)};
+    EXPECT_EQ(c.rules.policies[2], dnsTcp);
+}
+
+TEST(Config, DenyInsideAllowIsKeptAndAllowWinsWhenCompiled)
+{
+    Config c = parseConfig(kFull, "full.toml");
+    CompiledRuleset compiled = compileRuleset(c.rules, {});
+    // Both IPv4 allow entries; the IPv4 deny inside 10.1.0.0/16 is dropped.
+    EXPECT_EQ(compiled.lists4.size(), 2U);
+    for (const auto& e : compiled.lists4)
+        EXPECT_EQ(e.kind, static_cast<uint32_t>(SLUICE_LIST_ALLOW));
+    ASSERT_EQ(compiled.lists6.size(), 1U);
+    EXPECT_EQ(compiled.lists6[0].kind, static_cast<uint32_t>(SLUICE_LIST_DENY));
+}
+
+TEST(Config, Defaults)
+{
+    Config c = parseConfig(R"([[policy]]
+name = "p"
+proto = "tcp"
+ports = [80]
+packets = "10/second"
+)",
+                           "min.toml");
+    EXPECT_TRUE(c.interfaces.empty());
+    EXPECT_EQ(c.metrics, "127.0.0.1:9464");
+    EXPECT_EQ(c.maxSources, static_cast<uint32_t>(SLUICE_DEFAULT_MAX_SOURCES));
+    EXPECT_TRUE(c.rules.allow.empty());
+    EXPECT_TRUE(c.rules.deny.empty());
+    ASSERT_EQ(c.rules.policies.size(), 1U);
+    const Policy& p = c.rules.policies[0];
+    EXPECT_EQ(p.action, Action::Drop);
+    EXPECT_EQ(p.key, KeyMode::Source);
+    EXPECT_EQ(p.ipv4Prefix, 32);
+    EXPECT_EQ(p.ipv6Prefix, 64);
+    EXPECT_EQ(p.limits, (std::vector<Limit>{limit(LimitKind::Packets, 10, kSecond)}));
+}
+
+TEST(Config, EmptyFileIsAllDefaults)
+{
+    Config c = parseConfig("# nothing yet\n", "empty.toml");
+    EXPECT_TRUE(c.interfaces.empty());
+    EXPECT_EQ(c.metrics, kDefaultMetricsAddress);
+    EXPECT_EQ(c.maxSources, static_cast<uint32_t>(SLUICE_DEFAULT_MAX_SOURCES));
+    EXPECT_TRUE(c.rules.policies.empty());
+}
+
+TEST(Config, MetricsAddressForms)
+{
+    for (const char* address : {"localhost:9464", "0.0.0.0:1", "[::1]:65535", "[::]:9464",
+                                "10.0.0.1:9100"}) {
+        SCOPED_TRACE(address);
+        Config c = parseConfig(std::string("[sluice]\nmetrics = \"") + address + "\"\n", "m.toml");
+        EXPECT_EQ(c.metrics, address);
+    }
+}
+
+TEST(Config, MaxSourcesBounds)
+{
+    EXPECT_EQ(parseConfig("[sluice]\nmax_sources = 1\n", "t.toml").maxSources, 1U);
+    EXPECT_EQ(parseConfig("[sluice]\nmax_sources = 2147483647\n", "t.toml").maxSources,
+              2147483647U);
+}
+
+TEST(Config, ExampleApiTomlLoads)
+{
+    std::string path = sourceRoot() + "/examples/api.toml";
+    Config c = loadConfig(path);
+    EXPECT_EQ(c.path, path);
+    EXPECT_EQ(c.interfaces, (std::vector<std::string>{"eth0"}));
+    EXPECT_EQ(c.metrics, "127.0.0.1:9464");
+    EXPECT_EQ(c.maxSources, 1000000U);
+    ASSERT_EQ(c.rules.policies.size(), 3U);
+    EXPECT_EQ(c.rules.policies[0].name, "heavy-task");
+    EXPECT_EQ(c.rules.policies[0].ports, (std::vector<PortRange>{{8080, 8080}}));
+    EXPECT_EQ(c.rules.policies[0].limits.size(), 3U);
+    EXPECT_EQ(c.rules.policies[1].name, "api-default");
+    EXPECT_EQ(c.rules.policies[1].ports, (std::vector<PortRange>{{8081, 8099}, {8443, 8443}}));
+    EXPECT_EQ(c.rules.policies[1].limits[1], limit(LimitKind::Bytes, 10'000'000, kSecond));
+    EXPECT_EQ(c.rules.policies[2].action, Action::Monitor);
+    EXPECT_EQ(c.rules.allow.size(), 2U);
+    EXPECT_EQ(c.rules.deny.size(), 2U);
+}
+
+TEST(Config, LoadNamesTheFileInErrors)
+{
+    TempFile f("[sluice]\nmax_sources = 0\n");
+    EXPECT_EQ(usageError([&] { loadConfig(f.path()); }).rfind(f.path() + ":2:15: ", 0), 0U);
+}
+
+TEST(Config, UnreadableFileIsAUsageError)
+{
+    std::string missing = "/nonexistent/sluice-config-test.toml";
+    std::string msg = usageError([&] { loadConfig(missing); });
+    EXPECT_NE(msg.find(missing), std::string::npos) << msg;
+    EXPECT_NE(msg.find("No such file"), std::string::npos) << msg;
+
+    msg = usageError([] { loadConfig("/tmp"); });
+    EXPECT_NE(msg.find("/tmp"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("directory"), std::string::npos) << msg;
+}
+
+TEST(Config, TooManyPoliciesPointAtTheFileStart)
+{
+    // compileRuleset's own check: a message that names no policy.
+    std::string text;
+    for (int i = 0; i < SLUICE_MAX_POLICIES; i++)
+        text += "[[policy]]\nname = \"p" + std::to_string(i) + "\"\nproto = \"udp\"\nports = [" +
+                std::to_string(1000 + i) + "]\npackets = \"1/second\"\n";
+    std::string msg = usageError([&] { parseConfig(text, "many.toml"); });
+    EXPECT_EQ(msg.rfind("many.toml:1:1: ", 0), 0U) << msg;
+    EXPECT_NE(msg.find("at most 1023 policies"), std::string::npos) << msg;
+}
+
+struct InvalidCase {
+    const char* name;
+    std::string text;
+    std::string prefix;   // "t.toml:LINE:COL: "
+    std::string message;  // a substring of what follows
+};
+
+std::ostream& operator<<(std::ostream& os, const InvalidCase& c)
+{
+    return os << c.name;
+}
+
+// One policy's first lines; the case adds line 4 onwards.
+const std::string kHead = "[[policy]]\nname = \"a\"\nproto = \"tcp\"\n";
+const std::string kHeadUdp = "[[policy]]\nname = \"a\"\nproto = \"udp\"\n";
+const std::string kPolicyA = kHead + "ports = [\"8000-8099\"]\npackets = \"1/second\"\n";
+
+const std::vector<InvalidCase> kInvalid = {
+    // Unknown keys, at every level.
+    {"UnknownTopLevelKey", "prots = 1\n", "t.toml:1:1: ",
+     "unknown key 'prots' at the top level"},
+    {"UnknownTopLevelTable", "[polcy]\nname = \"x\"\n", "t.toml:1:1: ",
+     "unknown key 'polcy' at the top level (did you mean 'policy'?)"},
+    {"UnknownSluiceKey", "[sluice]\ninterface = [\"eth0\"]\n", "t.toml:2:1: ",
+     "unknown key 'interface' in [sluice] (did you mean 'interfaces'?)"},
+    {"UnknownSluiceSubtable", "[sluice]\nmetrics = \"127.0.0.1:1\"\n\n[sluice.extra]\na = 1\n",
+     "t.toml:4:1: ", "unknown key 'extra' in [sluice]"},
+    {"UnknownAllowKey", "[[allow]]\ncidr = \"10.0.0.0/8\"\nnote = \"x\"\n", "t.toml:3:1: ",
+     "unknown key 'note' in [[allow]]"},
+    {"UnknownDenyKey", "[[deny]]\n  cidrs = \"10.0.0.0/8\"\n", "t.toml:2:3: ",
+     "unknown key 'cidrs' in [[deny]] (did you mean 'cidr'?)"},
+    {"UnknownPolicyKey", kHead + "prots = [80]\n", "t.toml:4:1: ",
+     "unknown key 'prots' in [[policy]] (did you mean 'proto' or 'ports'?)"},
+
+    // [sluice]
+    {"InterfacesNotArray", "[sluice]\ninterfaces = \"eth0\"\n", "t.toml:2:14: ",
+     "interfaces must be an array"},
+    {"InterfaceNotString", "[sluice]\ninterfaces = [1]\n", "t.toml:2:15: ",
+     "interfaces must hold strings"},
+    {"InterfaceWithSlash", "[sluice]\ninterfaces = [\"eth0\", \"a/b\"]\n", "t.toml:2:23: ",
+     "invalid interface name 'a/b'"},
+    {"InterfaceTooLong", "[sluice]\ninterfaces = [\"abcdefghijklmnop\"]\n", "t.toml:2:15: ",
+     "invalid interface name 'abcdefghijklmnop'"},
+    {"InterfaceEmpty", "[sluice]\ninterfaces = [\"\"]\n", "t.toml:2:15: ",
+     "invalid interface name ''"},
+    {"InterfaceTwice", "[sluice]\ninterfaces = [\"eth0\", \"eth0\"]\n", "t.toml:2:23: ",
+     "interface 'eth0' is listed twice"},
+    {"MetricsNotString", "[sluice]\nmetrics = 9464\n", "t.toml:2:11: ",
+     "metrics must be a string"},
+    {"MetricsPortZero", "[sluice]\nmetrics = \"127.0.0.1:0\"\n", "t.toml:2:11: ",
+     "the port must be 1..65535, not '0'"},
+    {"MetricsPortTooLarge", "[sluice]\nmetrics = \"127.0.0.1:65536\"\n", "t.toml:2:11: ",
+     "the port must be 1..65535"},
+    {"MetricsNoPort", "[sluice]\nmetrics = \"127.0.0.1\"\n", "t.toml:2:11: ",
+     "must be HOST:PORT"},
+    {"MetricsHostName", "[sluice]\nmetrics = \"example.com:9464\"\n", "t.toml:2:11: ",
+     "the host must be an IP address or localhost, not 'example.com'"},
+    {"MetricsBareIpv6", "[sluice]\nmetrics = \"::1:9464\"\n", "t.toml:2:11: ",
+     "an IPv6 address needs brackets"},
+    {"MaxSourcesZero", "[sluice]\nmax_sources = 0\n", "t.toml:2:15: ",
+     "a zero table holds no source"},
+    {"MaxSourcesNegative", "[sluice]\nmax_sources = -5\n", "t.toml:2:15: ",
+     "max_sources must be 1..2147483647, not -5"},
+    {"MaxSourcesTooLarge", "[sluice]\nmax_sources = 2147483648\n", "t.toml:2:15: ",
+     "max_sources must be 1..2147483647"},
+    {"MaxSourcesFloat", "[sluice]\nmax_sources = 1e6\n", "t.toml:2:15: ",
+     "max_sources must be an integer"},
+    {"SluiceNotTable", "sluice = 1\n", "t.toml:1:10: ", "sluice must be a table"},
+
+    // [[allow]] and [[deny]]
+    {"AllowNotArrayOfTables", "[allow]\ncidr = \"10.0.0.0/8\"\n", "t.toml:1:1: ",
+     "allow must be an array of tables: write [[allow]]"},
+    {"BadCidrPrefix", "[[deny]]\ncidr = \"10.0.0.0/33\"\n", "t.toml:2:8: ",
+     "prefix length /33 in '10.0.0.0/33' is longer than 32"},
+    {"BadCidrAddress", "[[allow]]\ncidr = \"10.0.0.300/8\"\n", "t.toml:2:8: ",
+     "invalid IP address '10.0.0.300'"},
+    {"CidrNotString", "[[allow]]\ncidr = 10\n", "t.toml:2:8: ", "cidr must be a string"},
+    {"MissingCidr", "[[deny]]\ncomment = \"x\"\n", "t.toml:1:1: ", "[[deny]] needs a cidr"},
+
+    // [[policy]]: types and values
+    {"PolicyNotArrayOfTables", "[policy]\nname = \"a\"\n", "t.toml:1:1: ",
+     "policy must be an array of tables: write [[policy]]"},
+    {"NameNotString", "[[policy]]\nname = 5\n", "t.toml:2:8: ", "name must be a string"},
+    {"NameEmpty", "[[policy]]\nname = \"\"\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
+     "t.toml:2:8: ", "a policy name must not be empty"},
+    {"NameTooLong",
+     "[[policy]]\nname = \"" + std::string(48, 'n') +
+         "\"\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
+     "t.toml:2:8: ", "the name is longer than 47 characters"},
+    {"BadProto", "[[policy]]\nname = \"a\"\nproto = \"icmp\"\n", "t.toml:3:9: ",
+     "proto must be \"tcp\" or \"udp\", not 'icmp'"},
+    {"PortsNotArray", kHead + "ports = 80\n", "t.toml:4:9: ", "ports must be an array"},
+    {"PortsEmpty", kHead + "ports = []\n", "t.toml:4:9: ", "ports must not be empty"},
+    {"PortZero", kHead + "ports = [0]\n", "t.toml:4:10: ", "port 0 is out of range 1..65535"},
+    {"PortTooLarge", kHead + "ports = [80, 70000]\n", "t.toml:4:14: ",
+     "port 70000 is out of range 1..65535"},
+    {"PortFloat", kHead + "ports = [80.5]\n", "t.toml:4:10: ",
+     "ports must hold port numbers or \"FIRST-LAST\" ranges"},
+    {"PortRangeReversed", kHead + "ports = [\"9000-8000\"]\n", "t.toml:4:10: ",
+     "port range '9000-8000' is reversed"},
+    {"PortRangeFromZero", kHead + "ports = [\"0-80\"]\n", "t.toml:4:10: ",
+     "port range '0-80' must be \"FIRST-LAST\" with ports 1..65535"},
+    {"PortRangeTooHigh", kHead + "ports = [\"80-70000\"]\n", "t.toml:4:10: ",
+     "port range '80-70000' must be \"FIRST-LAST\" with ports 1..65535"},
+    {"PortAsString", kHead + "ports = [\"8080\"]\n", "t.toml:4:10: ",
+     "(a single port is an integer: 8080)"},
+    {"RateNotString", kHead + "ports = [80]\npackets = 20\n", "t.toml:5:11: ",
+     "packets (a rate such as \"10/second\") must be a string"},
+    {"BadKey", kHead + "ports = [80]\npackets = \"1/second\"\nkey = \"subnet\"\n", "t.toml:6:7: ",
+     "key must be \"source\" or \"global\", not 'subnet'"},
+    {"Ipv4PrefixTooLong", kHead + "ports = [80]\npackets = \"1/second\"\nipv4_prefix = 33\n",
+     "t.toml:6:15: ", "ipv4_prefix must be 0..32, not 33"},
+    {"Ipv6PrefixNegative", kHead + "ports = [80]\npackets = \"1/second\"\nipv6_prefix = -1\n",
+     "t.toml:6:15: ", "ipv6_prefix must be 0..128, not -1"},
+    {"UnknownAction", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"block\"\n",
+     "t.toml:6:10: ", "action must be \"drop\" or \"monitor\", not 'block'"},
+
+    // Rate strings: the column points inside the string, at the bad token.
+    {"BadRateUnit", kHead + "ports = [80]\npackets = \"5 per fortnight\"\n", "t.toml:5:18: ",
+     "unknown unit 'fortnight'"},
+    {"BadRateSecondLimit", kHead + "ports = [80]\nconnections = '10/second; 3 pre day'\n",
+     "t.toml:5:29: ", "expected 'per' or '/' after the count: 'pre'"},
+    {"BadRateMultiline", kHead + "ports = [80]\npackets = \"\"\"\n  10/second; 5 per eon\"\"\"\n",
+     "t.toml:6:20: ", "unknown unit 'eon'"},
+    {"BadRateAfterUnicode",
+     "policy = [{ name = \"h\xC3\xA9\xC3\xA9\", packets = \"5 per eon\", proto = \"tcp\", ports = [80] }]\n",
+     "t.toml:1:44: ", "unknown unit 'eon'"},
+    {"ByteSuffixOnPackets", kHead + "ports = [80]\npackets = \"10 MB/second\"\n", "t.toml:5:15: ",
+     "byte suffixes are only for bytes limits"},
+    {"LimitBeyondTheDataPath", kHead + "ports = [80]\npackets = \"10/second; 2000000000/second\"\n",
+     "t.toml:5:23: ", "'2000000000/second'"},
+    {"MoreThanFourLimits",
+     kHead + "ports = [80]\nconnections = \"1/second; 2/minute; 3/hour\"\npackets = \"1/second; 2/minute\"\n",
+     "t.toml:1:1: ",
+     "policy 'a' has 5 limits (connections 3, packets 2, bytes 0); at most 4 are allowed"},
+    {"NoLimits", kHead + "ports = [80]\naction = \"drop\"\n", "t.toml:1:1: ",
+     "policy 'a' has no limits: set connections, packets or bytes"},
+    {"ConnectionsOnUdp", kHeadUdp + "ports = [53]\nconnections = \"5/minute\"\n", "t.toml:5:16: ",
+     "policy 'a': connections limits need proto \"tcp\""},
+
+    // Not supported by this version.
+    {"ActionRespond", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"respond\"\n",
+     "t.toml:6:10: ", "action 'respond' is not supported by this version of sluice"},
+    {"ActionReject", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"reject\"\n",
+     "t.toml:6:10: ", "action 'reject' is not supported by this version of sluice"},
+    {"ActionRedirect", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"redirect\"\n",
+     "t.toml:6:10: ", "action 'redirect' is not supported by this version of sluice"},
+    {"Ban", kHead + "ports = [80]\npackets = \"1/second\"\nban = \"10 minutes\"\n", "t.toml:6:1: ",
+     "'ban' is not supported by this version of sluice"},
+    {"BanAfter", kHead + "ports = [80]\npackets = \"1/second\"\n  ban_after = \"20 per minute\"\n",
+     "t.toml:6:3: ", "'ban_after' is not supported by this version of sluice"},
+    {"Scope", kHead + "ports = [80]\npackets = \"1/second\"\nscope = \"fleet\"\n", "t.toml:6:1: ",
+     "'scope' is not supported by this version of sluice"},
+    {"RedirectTo", kHead + "ports = [80]\npackets = \"1/second\"\nredirect_to = \"eth1\"\n",
+     "t.toml:6:1: ", "'redirect_to' is not supported by this version of sluice"},
+    {"Fleet", "[sluice]\ninterfaces = [\"eth0\"]\n\n[fleet]\nnode = \"api-1\"\n", "t.toml:4:1: ",
+     "'fleet' is not supported by this version of sluice"},
+
+    // Missing keys point at the [[policy]] header.
+    {"MissingName", "\n[[policy]]\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
+     "t.toml:2:1: ", "[[policy]] needs a name"},
+    {"MissingProto", "[[policy]]\nname = \"a\"\nports = [80]\npackets = \"1/second\"\n",
+     "t.toml:1:1: ", "policy 'a' needs a proto"},
+    {"MissingPorts", kHead + "packets = \"1/second\"\n", "t.toml:1:1: ", "policy 'a' needs ports"},
+
+    // Conflicts point at the second policy.
+    {"TwoPoliciesOnOnePort",
+     kHead + "ports = [80]\npackets = \"1/second\"\n[[policy]]\nname = \"b\"\nproto = \"tcp\"\n"
+             "ports = [443, 80]\npackets = \"1/second\"\n",
+     "t.toml:9:15: ",
+     "policy 'b': tcp port 80 is already covered by policy 'a' (at t.toml:4:10)"},
+    {"OverlappingRanges",
+     kPolicyA + "\n[[policy]]\nname = \"b\"\nproto = \"tcp\"\nports = [\"8050-8200\"]\n"
+                "packets = \"1/second\"\n",
+     "t.toml:10:10: ",
+     "policy 'b': tcp ports 8050-8099 are already covered by policy 'a' (at t.toml:4:10)"},
+    {"RangeCoversPort",
+     kPolicyA + "[[policy]]\nname = \"b\"\nproto = \"tcp\"\nports = [7000, 8099]\n"
+                "packets = \"1/second\"\n",
+     "t.toml:9:16: ", "tcp port 8099 is already covered by policy 'a'"},
+    {"OverlapInsideOnePolicy", kHead + "ports = [80, \"70-90\"]\npackets = \"1/second\"\n",
+     "t.toml:4:14: ", "policy 'a': tcp port 80 already listed at t.toml:4:10"},
+    {"DuplicateName",
+     kHead + "ports = [80]\npackets = \"1/second\"\n[[policy]]\nname = \"a\"\nproto = \"udp\"\n"
+             "ports = [80]\npackets = \"1/second\"\n",
+     "t.toml:7:8: ", "policy 'a' is defined twice (first at t.toml:1:1)"},
+
+    // TOML syntax.
+    {"TomlUnterminatedString", "[sluice]\nmetrics = \"127.0.0.1:9464\n", "t.toml:2:",
+     "Error while parsing string"},
+    {"TomlMissingValue", "[sluice]\nmax_sources = \n", "t.toml:2:", "Error while parsing"},
+    {"TomlRedefinedKey", "[sluice]\nmax_sources = 1\nmax_sources = 2\n", "t.toml:3:",
+     "cannot redefine existing integer 'max_sources'"},
+};
+
+class ConfigInvalid : public testing::TestWithParam<InvalidCase> {};
+
+TEST_P(ConfigInvalid, PointsAtTheProblem)
+{
+    const InvalidCase& c = GetParam();
+    std::string msg = usageError([&] { parseConfig(c.text, "t.toml"); });
+    EXPECT_EQ(msg.rfind(c.prefix, 0), 0U) << "message: " << msg << "\nexpected prefix: " << c.prefix;
+    EXPECT_NE(msg.find(c.message), std::string::npos)
+        << "message: " << msg << "\nexpected to contain: " << c.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Config, ConfigInvalid, testing::ValuesIn(kInvalid),
+                         [](const testing::TestParamInfo<InvalidCase>& info) {
+                             return std::string(info.param.name);
+                         });
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The TOML config of DESIGN.md §1 (/etc/sluice/sluice.toml), read with
+// toml++. Every error names FILE:LINE:COL; unknown keys are errors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "policy.h"
+
+namespace sluice {
+
+inline constexpr const char* kDefaultMetricsAddress = "127.0.0.1:9464";
+
+struct Config {
+    std::string path;                      // where it was read from
+    std::vector<std::string> interfaces;   // [sluice] interfaces
+    std::string metrics = kDefaultMetricsAddress;
+    uint32_t maxSources = SLUICE_DEFAULT_MAX_SOURCES;
+    Ruleset rules;                         // [[policy]], [[allow]], [[deny]]
+};
+
+// Reads and validates FILE completely (including compileRuleset's checks),
+// so a Config that loads is one the data path accepts. Throws Error(Usage).
+Config loadConfig(const std::string& path);
+// The same from text, `name` standing for the file in messages.
+Config parseConfig(const std::string& text, const std::string& name);
+
+}  // namespace sluice
