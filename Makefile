@@ -22,7 +22,7 @@ INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 TESTS      := $(BUILD)/tests/unit_tests $(BUILD)/tests/bpf_tests \
               $(BUILD)/tests/integration_tests
 
-.PHONY: all deps test test-unit bench-prog clean install
+.PHONY: all deps demo test test-unit bench-prog clean install
 all: $(BUILD)/sluice.bpf.o $(BUILD)/libsluice.a $(TESTS) \
      $(if $(CLI_SRCS),$(BUILD)/sluice) $(BUILD)/tests/prog_run_bench
 
@@ -66,6 +66,11 @@ $(BUILD)/tests/prog_run_bench: $(BUILD)/obj/tests/bench/prog_run_bench.o $(BUILD
 # Per-packet cost against bare XDP_DROP through BPF_PROG_TEST_RUN (root).
 bench-prog: $(BUILD)/tests/prog_run_bench
 	$<
+
+# A legitimate client and an attacker against one HTTP server, ~30 s (root).
+demo: deps
+	$(MAKE) $(BUILD)/sluice
+	tools/demo.sh
 
 # Every tier, one summary line at the end: "N passed, N failed[, N skipped]".
 test: deps

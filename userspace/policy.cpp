@@ -238,7 +238,7 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
         if (p.ipv6Prefix > 128)
             throwUsage(where + ": ipv6_prefix must be 0..128");
         if (p.action != Action::Drop && p.action != Action::Monitor)
-            throwUsage(where + ": action '" + actionName(p.action) + "' is not supported yet");
+            throwUsage(where + ": action '" + actionName(p.action) + "' is not supported by this version of sluice");
         for (const auto& l : p.limits)
             if (l.kind == LimitKind::Connections && p.proto != Proto::Tcp)
                 throwUsage(where + ": connections limits need proto tcp (UDP has no SYN)");

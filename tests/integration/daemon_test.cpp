@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// `sluice run`, the real binary, inside the receiver namespace of a testbed:
+// it attaches, reloads on SIGHUP and on a rewrite of its config file, keeps
+// the running config when a new one is bad, and on SIGTERM detaches or (with
+// --keep-on-exit) leaves protection in place for the next daemon to adopt.
+//
+// The daemon is started with `nsenter --net=/run/netns/NAME`, not `ip netns
+// exec`: that would remount /sys and give it a private bpffs, where its pins
+// would be invisible to this test. Limits are "N per day", so what passes is
+// counted, not timed. Every wait polls the daemon's log or its exit with a
+// bound of a few seconds.
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "datapath.h"
+#include "netns.h"
+
+using namespace slit;
+using sluice::Address;
+using sluice::Datapath;
+
+namespace {
+
+constexpr uint16_t kPort = 7000;
+constexpr Millis kWait(5000);
+
+bool pathExists(const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0;
+}
+
+std::string pinDirOf(const std::string& iface) { return std::string(SLUICE_PIN_ROOT) + "/" + iface; }
+
+// build/tests/integration_tests -> build/sluice, unless SLUICE_BIN says.
+std::string sluiceBinary() {
+    if (const char* env = getenv("SLUICE_BIN"))
+        return env;
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0)
+        return "build/sluice";
+    std::string exe(buf, size_t(n));
+    std::string tests = exe.substr(0, exe.rfind('/'));
+    return tests.substr(0, tests.rfind('/')) + "/sluice";
+}
+
+std::string readFile(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// In place (truncate, write, close): one IN_CLOSE_WRITE on the name.
+void rewriteFile(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    out.close();
+    ASSERT_TRUE(out.good()) << "cannot write " << path;
+}
+
+// As editors and config tools save: a new file renamed over the old one.
+void replaceFile(const std::string& path, const std::string& text) {
+    std::string tmp = path + ".new";
+    rewriteFile(tmp, text);
+    ASSERT_EQ(rename(tmp.c_str(), path.c_str()), 0) << "rename to " << path;
+}
+
+size_t occurrences(const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        n++;
+    return n;
+}
+
+struct PolicySpec {
+    std::string name;
+    uint16_t port;
+    std::string packets;
+};
+
+std::string configText(const std::vector<std::string>& ifaces,
+                       const std::vector<PolicySpec>& policies) {
+    std::string list;
+    for (const auto& i : ifaces)
+        list += (list.empty() ? "\"" : ", \"") + i + "\"";
+    std::string out = "[sluice]\ninterfaces = [" + list + "]\nmax_sources = 4096\n";
+    for (const auto& p : policies)
+        out += "\n[[policy]]\nname = \"" + p.name + "\"\nproto = \"udp\"\nports = [" +
+               std::to_string(p.port) + "]\npackets = \"" + p.packets + "\"\naction = \"drop\"\n";
+    return out;
+}
+
+uint64_t verdictPackets(const Datapath& dp, const std::string& policy, uint32_t verdict) {
+    for (const auto& sc : dp.counters())
+        if (sc.policy == policy)
+            return sc.verdicts.at(verdict).packets;
+    ADD_FAILURE() << "no counters for policy " << policy;
+    return 0;
+}
+
+uint64_t remainingOf(const Datapath& dp, const std::string& policy, const std::string& addr) {
+    auto st = dp.source(policy, Address::parse(addr));
+    if (!st || st->limits.empty()) {
+        ADD_FAILURE() << "no bucket for " << addr << " under " << policy;
+        return ~0ULL;
+    }
+    return st->limits[0].remaining;
+}
+
+// `sluice run ...` in a namespace, stdout and stderr appended to a log file.
+// Killed (SIGKILL) and reaped on destruction if still running, and by the
+// kernel if this test process dies first.
+class DaemonProcess {
+public:
+    DaemonProcess(const Netns& ns, const std::vector<std::string>& args, const std::string& log) {
+        std::string nsenter = pathExists("/usr/bin/nsenter") ? "/usr/bin/nsenter" : "/bin/nsenter";
+        std::vector<std::string> argv = {nsenter, "--net=" + ns.path(), sluiceBinary()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        std::vector<char*> cargv;
+        for (auto& a : argv)
+            cargv.push_back(a.data());
+        cargv.push_back(nullptr);
+        pid_ = fork();
+        if (pid_ == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            int in = open("/dev/null", O_RDONLY);
+            int out = open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600);
+            if (in < 0 || out < 0)
+                _exit(126);
+            dup2(in, 0);
+            dup2(out, 1);
+            dup2(out, 2);
+            execv(cargv[0], cargv.data());
+            _exit(127);
+        }
+        if (pid_ < 0)
+            throw std::runtime_error("fork failed");
+    }
+    ~DaemonProcess() {
+        if (!status_) {
+            kill(pid_, SIGKILL);
+            int st;
+            while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    DaemonProcess(const DaemonProcess&) = delete;
+    DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+    void signal(int sig) const { kill(pid_, sig); }
+
+    // The exit status (-1: killed by a signal), or nullopt if it is still
+    // running after `limit`.
+    std::optional<int> wait(Millis limit = kWait) {
+        const int64_t end = monoNs() + int64_t(limit.count()) * 1'000'000;
+        while (!status_) {
+            int st;
+            pid_t r = waitpid(pid_, &st, WNOHANG);
+            if (r == pid_)
+                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            else if (monoNs() > end)
+                return std::nullopt;
+            else
+                std::this_thread::sleep_for(Millis(10));
+        }
+        return status_;
+    }
+
+private:
+    pid_t pid_ = -1;
+    std::optional<int> status_;
+};
+
+class DaemonTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (access(sluiceBinary().c_str(), X_OK) != 0)
+            GTEST_SKIP() << sluiceBinary() << " is not built (make " << sluiceBinary() << ")";
+        char tmpl[] = "/tmp/sluice-daemon-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        config_ = dir_ + "/sluice.toml";
+        log_ = dir_ + "/daemon.log";
+        link_ = &addLink();
+        iface_ = link_->receiverIf;
+        a_ = link_->client4[0];
+        b_ = link_->client4[1];
+    }
+
+    void TearDown() override {
+        if (HasFailure() && !log_.empty())
+            std::fprintf(stderr, "[slit] daemon log:\n%s", readFile(log_).c_str());
+    }
+
+    ~DaemonTest() override {
+        daemon_.reset();
+        for (const auto& iface : ifaces_) {
+            const std::string pins = pinDirOf(iface);
+            try {
+                if (xdpAttached(bed_.receiver(), iface) || pathExists(pins))
+                    bed_.receiver().run([&] { Datapath::detach(iface); });
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "[slit] cleanup: detach %s: %s\n", iface.c_str(), e.what());
+            }
+            if (pathExists(pins)) {
+                runCmd({"rm", "-rf", pins});
+                rmdir(SLUICE_PIN_ROOT);  // only succeeds when no interface is left
+            }
+            unregisterPinDir(pins);
+        }
+        if (!dir_.empty())
+            runCmd({"rm", "-rf", dir_});
+        // bed_ (a member) deletes the namespaces after this.
+    }
+
+    Testbed::Link& addLink() {
+        Testbed::Link& l = bed_.addClient(3, 0);
+        ifaces_.push_back(l.receiverIf);
+        registerPinDir(pinDirOf(l.receiverIf));
+        return l;
+    }
+
+    Netns& receiver() { return bed_.receiver(); }
+
+    std::string log() const { return readFile(log_); }
+    size_t mark() const { return log().size(); }
+
+    // True once `needle` is in the log after `from`, within the bound.
+    bool waitLog(const std::string& needle, size_t from, Millis limit = kWait) const {
+        const int64_t end = monoNs() + int64_t(limit.count()) * 1'000'000;
+        do {
+            std::string text = log();
+            if (text.size() > from && text.find(needle, from) != std::string::npos)
+                return true;
+            std::this_thread::sleep_for(Millis(20));
+        } while (monoNs() < end);
+        return false;
+    }
+
+    DaemonProcess& launch(const std::vector<std::string>& extra = {}) {
+        std::vector<std::string> args = {"run", "--config", config_};
+        args.insert(args.end(), extra.begin(), extra.end());
+        daemon_.emplace(receiver(), args, log_);
+        return *daemon_;
+    }
+
+    // Launches and waits until it serves (signals and file changes are
+    // handled from then on).
+    ::testing::AssertionResult start(const std::vector<std::string>& extra = {}) {
+        size_t from = mark();
+        launch(extra);
+        if (waitLog("sluice: running with " + config_, from))
+            return ::testing::AssertionSuccess();
+        return ::testing::AssertionFailure() << "the daemon did not start within 5 s; log:\n"
+                                             << log();
+    }
+
+    ::testing::AssertionResult stop(int sig = SIGTERM) {
+        daemon_->signal(sig);
+        auto status = daemon_->wait();
+        if (!status)
+            return ::testing::AssertionFailure() << "still running 5 s after signal " << sig;
+        if (*status != 0)
+            return ::testing::AssertionFailure() << "exit status " << *status;
+        return ::testing::AssertionSuccess();
+    }
+
+    ::testing::AssertionResult reloadAfter(size_t from) {
+        if (waitLog("sluice: reloaded " + config_, from))
+            return ::testing::AssertionSuccess();
+        return ::testing::AssertionFailure() << "no reload within 5 s; log:\n" << log();
+    }
+
+    Datapath view(const std::string& iface) {
+        return receiver().run([&] { return Datapath::open(iface); });
+    }
+    Datapath view() { return view(iface_); }
+
+    // `count` datagrams from src to the receiver's port on a link; how many arrived.
+    int send(const std::string& src, uint16_t port, int count, Testbed::Link* link = nullptr) {
+        Testbed::Link& l = link ? *link : *link_;
+        UdpCounter server(receiver(), l.receiver4, port);
+        EXPECT_EQ(udpSend(*l.client, src, l.receiver4, port, count), count);
+        return server.finish()[src];
+    }
+
+    Testbed bed_;
+    Testbed::Link* link_ = nullptr;
+    std::vector<std::string> ifaces_;
+    std::string iface_, a_, b_;
+    std::string dir_, config_, log_;
+    std::optional<DaemonProcess> daemon_;
+};
+
+}  // namespace
+
+TEST_F(DaemonTest, StartsAndAttachesTheConfiguredInterface) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_TRUE(waitLog("sluice: attached " + iface_ + " (", 0));
+    EXPECT_TRUE(waitLog("running with " + config_ + ": 1 policy on " + iface_, 0));
+
+    std::string how;
+    EXPECT_TRUE(xdpAttached(receiver(), iface_, &how)) << how;
+    EXPECT_TRUE(pathExists(pinDirOf(iface_) + "/sluice_config"));
+    Datapath dp = view();
+    EXPECT_EQ(dp.attachInfo().note.find("not attached"), std::string::npos) << dp.attachInfo().note;
+    auto installed = dp.installedPolicies();
+    ASSERT_EQ(installed.size(), 1u);
+    EXPECT_EQ(installed[0].name, "udp-ten");
+
+    EXPECT_EQ(send(a_, kPort, 30), 10) << "exactly the burst of a source over its limit";
+    EXPECT_EQ(send(b_, kPort, 5), 5) << "another source has its own bucket";
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_ADMITTED), 15u);
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_LIMITED), 20u);
+}
+
+// The config is reached through a symlink into another directory, which the
+// daemon's watch does not cover: the rewrite is seen only through SIGHUP.
+TEST_F(DaemonTest, SighupAppliesTheChangedConfigAndKeepsUnchangedBuckets) {
+    ASSERT_EQ(mkdir((dir_ + "/real").c_str(), 0700), 0);
+    const std::string real = dir_ + "/real/sluice.toml";
+    ASSERT_EQ(symlink(real.c_str(), config_.c_str()), 0);
+    rewriteFile(real, configText({iface_}, {{"udp-ten", kPort, "10 per day"},
+                                            {"udp-other", kPort + 1, "5 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+
+    size_t from = mark();
+    rewriteFile(real, configText({iface_}, {{"udp-ten", kPort, "10 per day"},
+                                            {"udp-other", kPort + 1, "3 per day"},
+                                            {"udp-new", kPort + 2, "2 per day"}}));
+    std::this_thread::sleep_for(Millis(500));
+    ASSERT_EQ(log().find("reloaded", from), std::string::npos)
+        << "reloaded without a signal: this test would not show SIGHUP working";
+    daemon_->signal(SIGHUP);
+    ASSERT_TRUE(reloadAfter(from));
+    EXPECT_TRUE(waitLog("reloaded " + config_ + ": 3 policies on " + iface_, from));
+
+    Datapath dp = view();
+    EXPECT_EQ(dp.installedPolicies().size(), 3u);
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A used 10 of 10 under an unchanged policy: still limited";
+    EXPECT_EQ(remainingOf(dp, "udp-ten", a_), 0u);
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_ADMITTED), 10u) << "counters kept";
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_LIMITED), 10u);
+    EXPECT_EQ(send(b_, kPort + 1, 10), 3) << "the changed limit";
+    EXPECT_EQ(send(a_, kPort + 2, 10), 2) << "the added policy";
+}
+
+TEST_F(DaemonTest, RewritingTheFileReloadsWithoutASignal) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+
+    size_t from = mark();
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "4 per day"}}));
+    ASSERT_TRUE(reloadAfter(from)) << "an in-place rewrite";
+    EXPECT_EQ(send(a_, kPort, 10), 4);
+
+    from = mark();
+    replaceFile(config_, configText({iface_}, {{"udp-ten", kPort, "2 per day"}}));
+    ASSERT_TRUE(reloadAfter(from)) << "a new file renamed over the old one";
+    EXPECT_EQ(send(b_, kPort, 10), 2);
+    auto installed = view().installedPolicies();
+    ASSERT_EQ(installed.size(), 1u);
+    ASSERT_EQ(installed[0].limits.size(), 1u);
+    EXPECT_EQ(installed[0].limits[0].count, 2u);
+    EXPECT_EQ(occurrences(log(), "sluice: reloaded"), 2u) << "one reload per save";
+}
+
+TEST_F(DaemonTest, ABadConfigOnReloadChangesNothing) {
+    const std::string good = configText({iface_}, {{"udp-ten", kPort, "10 per day"}});
+    rewriteFile(config_, good);
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+
+    // Line 9 is `packets = "10 per fortnight"`.
+    size_t from = mark();
+    replaceFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per fortnight"}}));
+    ASSERT_TRUE(waitLog("sluice: reload failed, keeping the running config: " + config_ + ":9:",
+                        from))
+        << log();
+
+    Datapath dp = view();
+    auto installed = dp.installedPolicies();
+    ASSERT_EQ(installed.size(), 1u);
+    EXPECT_EQ(installed[0].limits.at(0).count, 10u);
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_ADMITTED), 10u);
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_LIMITED), 5u);
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A stays limited";
+    EXPECT_EQ(send(b_, kPort, 15), 10) << "the old limit holds";
+
+    from = mark();
+    daemon_->signal(SIGHUP);
+    EXPECT_TRUE(waitLog("sluice: reload failed, keeping the running config: " + config_ + ":9:",
+                        from))
+        << "a SIGHUP rereads the still bad file";
+    EXPECT_EQ(log().find("sluice: reloaded", 0), std::string::npos);
+
+    from = mark();
+    replaceFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"},
+                                               {"udp-three", kPort + 1, "3 per day"}}));
+    ASSERT_TRUE(reloadAfter(from)) << "the daemon survived the bad configs";
+    EXPECT_EQ(send(a_, kPort + 1, 10), 3);
+    EXPECT_EQ(send(a_, kPort, 5), 0);
+}
+
+TEST_F(DaemonTest, SigtermDetachesAndRemovesThePins) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+    ASSERT_TRUE(stop(SIGTERM));
+    EXPECT_NE(log().find("sluice: detached " + iface_), std::string::npos) << log();
+    std::string how;
+    EXPECT_FALSE(xdpAttached(receiver(), iface_, &how)) << how;
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+    EXPECT_EQ(send(a_, kPort, 15), 15) << "unlimited again";
+}
+
+TEST_F(DaemonTest, KeepOnExitLeavesProtectionAndTheNextDaemonAdoptsIt) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start({"--keep-on-exit"}));
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+    ASSERT_TRUE(stop(SIGTERM));
+    EXPECT_NE(log().find("--keep-on-exit"), std::string::npos) << log();
+    EXPECT_EQ(log().find("sluice: detached"), std::string::npos) << log();
+
+    EXPECT_TRUE(xdpAttached(receiver(), iface_));
+    EXPECT_TRUE(pathExists(pinDirOf(iface_) + "/sluice_config"));
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "still limiting with no daemon running";
+
+    size_t from = mark();
+    ASSERT_TRUE(start());
+    EXPECT_TRUE(waitLog("sluice: adopted " + iface_ + " (", from)) << log();
+    EXPECT_EQ(log().find("sluice: attached", from), std::string::npos);
+    Datapath dp = view();
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A's bucket survived the restart";
+    EXPECT_EQ(remainingOf(dp, "udp-ten", a_), 0u);
+    EXPECT_EQ(send(b_, kPort, 15), 10);
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_ADMITTED), 20u) << "counters kept";
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_LIMITED), 20u);
+
+    ASSERT_TRUE(stop(SIGTERM));
+    EXPECT_FALSE(xdpAttached(receiver(), iface_)) << "the adopter detaches what it adopted";
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+}
+
+TEST_F(DaemonTest, ABadConfigAtStartExits2AndAttachesNothing) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per fortnight"}}));
+    DaemonProcess& d = launch();
+    auto status = d.wait();
+    ASSERT_TRUE(status.has_value()) << "still running after 5 s";
+    EXPECT_EQ(*status, 2);
+    EXPECT_NE(log().find(config_ + ":9:"), std::string::npos) << log();
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+}
+
+// One interface of two does not exist: the other, attached first, is
+// detached again before the daemon exits.
+TEST_F(DaemonTest, AnUnknownInterfaceAtStartExits2AndAttachesNothing) {
+    const std::string missing = uniqueName('x');
+    rewriteFile(config_, configText({iface_, missing}, {{"udp-ten", kPort, "10 per day"}}));
+    DaemonProcess& d = launch();
+    auto status = d.wait();
+    ASSERT_TRUE(status.has_value()) << "still running after 5 s";
+    EXPECT_EQ(*status, 2);
+    EXPECT_NE(log().find(missing), std::string::npos) << log();
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+    EXPECT_FALSE(pathExists(pinDirOf(missing)));
+}
+
+TEST_F(DaemonTest, AReloadAttachesAddedAndDetachesRemovedInterfaces) {
+    Testbed::Link& second = addLink();
+    const std::string other = second.receiverIf, c = second.client4[0];
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+
+    size_t from = mark();
+    replaceFile(config_, configText({other}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(reloadAfter(from));
+    EXPECT_NE(log().find("sluice: attached " + other, from), std::string::npos) << log();
+    EXPECT_NE(log().find("sluice: detached " + iface_, from), std::string::npos) << log();
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+    EXPECT_TRUE(xdpAttached(receiver(), other));
+    EXPECT_EQ(send(c, kPort, 15, &second), 10);
+    EXPECT_EQ(send(a_, kPort, 15), 15);
+
+    ASSERT_TRUE(stop(SIGINT));
+    EXPECT_FALSE(xdpAttached(receiver(), other));
+    EXPECT_FALSE(pathExists(pinDirOf(other)));
+}

@@ -1,0 +1,553 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// sluice, the admin CLI. Stateless: every verb opens the pinned maps of the
+// interface it names (DESIGN.md §1). Errors are printed here, once; exit 0
+// on success, 1 on a runtime error, 2 on a usage or config error.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "config.h"
+#include "daemon.h"
+#include "datapath.h"
+#include "error.h"
+#include "format.h"
+#include "rate.h"
+
+namespace sluice::cli {
+namespace {
+
+constexpr int kUsageExit = 2;
+
+void print(const Json& j)
+{
+    std::cout << j.dump(2) << "\n";
+}
+
+// The interfaces a verb acts on: the one named, or every attached one.
+std::vector<std::string> targets(const std::string& iface)
+{
+    if (!iface.empty())
+        return {iface};
+    auto all = Datapath::pinnedInterfaces();
+    if (all.empty())
+        throwUsage("sluice is not attached anywhere: run `sluice attach IFACE` first");
+    return all;
+}
+
+// ---- attach, detach, status ------------------------------------------------
+
+struct AttachArgs {
+    std::string iface, config, mode = "auto";
+    uint32_t maxSources = 0;
+};
+
+void attachCmd(const AttachArgs& a)
+{
+    auto mode = xdpModeFromName(a.mode);
+    if (!mode)
+        throwUsage("--mode must be auto, native or generic");
+    std::optional<Config> cfg;
+    if (!a.config.empty())
+        cfg = loadConfig(a.config);  // before attaching: a bad config attaches nothing
+    uint32_t maxSources = a.maxSources ? a.maxSources : cfg ? cfg->maxSources : SLUICE_DEFAULT_MAX_SOURCES;
+    Datapath dp = Datapath::attach({a.iface, *mode, maxSources});
+    if (cfg) {
+        try {
+            dp.install(cfg->rules);
+        } catch (const Error&) {
+            Datapath::detach(a.iface);  // attach is all or nothing
+            throw;
+        }
+    }
+    const AttachInfo& info = dp.attachInfo();
+    std::cout << "attached to " << a.iface << " (" << xdpModeName(info.mode) << " mode; " << info.note << ")";
+    if (cfg)
+        std::cout << " with " << cfg->rules.policies.size() << " policies from " << a.config;
+    std::cout << "\n";
+}
+
+void detachCmd(const std::string& iface)
+{
+    DetachResult r = Datapath::detach(iface);
+    std::cout << (r.programDetached ? "detached from " + iface : "removed the state of " + iface);
+    if (!r.note.empty())
+        std::cout << " (" << r.note << ")";
+    std::cout << "\n";
+}
+
+void statusCmd(const std::string& iface, bool json)
+{
+    Json out = Json::array();
+    Table t({"INTERFACE", "MODE", "DISPATCHER", "POLICIES", "SOURCES", "CAPACITY", "NOTE"});
+    for (const auto& name : iface.empty() ? Datapath::pinnedInterfaces() : std::vector<std::string>{iface}) {
+        Datapath dp = Datapath::open(name);
+        const AttachInfo& info = dp.attachInfo();
+        size_t policies = dp.installedPolicies().size(), tracked = dp.trackedSources();
+        uint32_t capacity = dp.sourceCapacity();
+        out.push_back(Json{{"interface", name},
+                           {"mode", xdpModeName(info.mode)},
+                           {"dispatcher", info.dispatcher},
+                           {"policies", policies},
+                           {"tracked_sources", tracked},
+                           {"source_capacity", capacity},
+                           {"note", info.note}});
+        t.add({name, xdpModeName(info.mode), info.dispatcher ? "yes" : "no", std::to_string(policies),
+               std::to_string(tracked), std::to_string(capacity), info.note});
+    }
+    if (json)
+        print(out);
+    else
+        std::cout << (out.empty() ? "sluice is not attached to any interface\n" : t.str());
+}
+
+// ---- apply and ad-hoc edits ------------------------------------------------
+
+void applyCmd(const std::string& iface, const std::string& path, bool dryRun)
+{
+    Config cfg = loadConfig(path);
+    Datapath dp = Datapath::open(iface);
+    auto changes = describeChanges(dp.installed(), cfg.rules);
+    for (const auto& c : changes)
+        std::cout << c << "\n";
+    if (changes.empty())
+        std::cout << "no changes\n";
+    if (dryRun) {
+        std::cout << "dry run: nothing applied\n";
+        return;
+    }
+    dp.install(cfg.rules);
+    std::cout << "applied " << path << " to " << iface << ": " << cfg.rules.policies.size() << " policies, "
+              << cfg.rules.allow.size() << " allow, " << cfg.rules.deny.size() << " deny\n";
+}
+
+// Reads, edits and re-installs the live ruleset of each target interface.
+template <typename Edit>
+void editRules(const std::string& iface, Edit edit)
+{
+    for (const auto& name : targets(iface)) {
+        Datapath dp = Datapath::open(name);
+        Ruleset r = dp.installed();
+        edit(r);
+        dp.install(r);
+    }
+}
+
+struct PolicyArgs {
+    std::string iface, name, proto = "tcp", ports, connections, packets, bytes, action = "drop", key = "source";
+    int ipv4Prefix = 32, ipv6Prefix = 64;
+};
+
+Policy policyFromArgs(const PolicyArgs& a)
+{
+    Policy p;
+    p.name = a.name;
+    if (a.proto != "tcp" && a.proto != "udp")
+        throwUsage("--proto must be tcp or udp");
+    p.proto = a.proto == "tcp" ? Proto::Tcp : Proto::Udp;
+    p.ports = parsePortList(a.ports);
+    auto addLimits = [&](const std::string& text, LimitKind kind, const char* option) {
+        if (text.empty())
+            return;
+        SourceLocation where;
+        where.file = option;
+        for (const auto& l : parseRates(text, kind, where))
+            p.limits.push_back(l);
+    };
+    addLimits(a.connections, LimitKind::Connections, "--connections");
+    addLimits(a.packets, LimitKind::Packets, "--packets");
+    addLimits(a.bytes, LimitKind::Bytes, "--bytes");
+    if (p.limits.empty())
+        throwUsage("a policy needs --connections, --packets or --bytes");
+    auto action = actionFromName(a.action);
+    if (!action)
+        throwUsage("--action must be drop or monitor");
+    p.action = *action;
+    if (a.key != "source" && a.key != "global")
+        throwUsage("--key must be source or global");
+    p.key = a.key == "global" ? KeyMode::Global : KeyMode::Source;
+    if (a.ipv4Prefix < 0 || a.ipv4Prefix > 32 || a.ipv6Prefix < 0 || a.ipv6Prefix > 128)
+        throwUsage("--ipv4-prefix must be 0-32 and --ipv6-prefix 0-128");
+    p.ipv4Prefix = static_cast<uint8_t>(a.ipv4Prefix);
+    p.ipv6Prefix = static_cast<uint8_t>(a.ipv6Prefix);
+    return p;
+}
+
+void policyListCmd(const std::string& iface, bool json)
+{
+    Json out = Json::object();
+    for (const auto& name : targets(iface)) {
+        Ruleset r = Datapath::open(name).installed();
+        if (json) {
+            out[name] = toJson(r)["policies"];
+        } else {
+            std::cout << name << ":\n" << policyTable(r);
+        }
+    }
+    if (json)
+        print(out);
+}
+
+void policyAddCmd(const PolicyArgs& a)
+{
+    Policy p = policyFromArgs(a);
+    editRules(a.iface, [&](Ruleset& r) {
+        auto same = std::find_if(r.policies.begin(), r.policies.end(), [&](const Policy& o) { return o.name == p.name; });
+        if (same != r.policies.end())
+            throwUsage("a policy named '" + p.name + "' exists; remove it first or use `sluice apply`");
+        r.policies.push_back(p);
+    });
+    std::cout << "added policy " << p.name << "\n";
+}
+
+void policyRemoveCmd(const std::string& iface, const std::string& name)
+{
+    editRules(iface, [&](Ruleset& r) {
+        auto it = std::find_if(r.policies.begin(), r.policies.end(), [&](const Policy& p) { return p.name == name; });
+        if (it == r.policies.end())
+            throwUsage("no policy named '" + name + "'");
+        r.policies.erase(it);
+    });
+    std::cout << "removed policy " << name << "\n";
+}
+
+enum class ListKind { Allow, Deny };
+
+void listEditCmd(ListKind kind, bool add, const std::string& iface, const std::string& text)
+{
+    Cidr cidr = Cidr::parse(text);
+    editRules(iface, [&](Ruleset& r) {
+        auto& list = kind == ListKind::Allow ? r.allow : r.deny;
+        auto it = std::find(list.begin(), list.end(), cidr);
+        if (add && it == list.end())
+            list.push_back(cidr);
+        else if (!add && it == list.end())
+            throwUsage(cidr.str() + " is not on the " + (kind == ListKind::Allow ? "allow" : "deny") + " list");
+        else if (!add)
+            list.erase(it);
+    });
+    std::cout << (add ? "added " : "removed ") << cidr.str() << (add ? " to the " : " from the ")
+              << (kind == ListKind::Allow ? "allow" : "deny") << " list\n";
+}
+
+void listShowCmd(ListKind kind, const std::string& iface, bool json)
+{
+    Json out = Json::object();
+    for (const auto& name : targets(iface)) {
+        Ruleset r = Datapath::open(name).installed();
+        const auto& list = kind == ListKind::Allow ? r.allow : r.deny;
+        Json items = Json::array();
+        for (const auto& c : list)
+            items.push_back(c.str());
+        out[name] = items;
+        if (!json) {
+            std::cout << name << ":\n";
+            for (const auto& c : list)
+                std::cout << "  " << c.str() << "\n";
+        }
+    }
+    if (json)
+        print(out);
+}
+
+// ---- stats, top, inspect, reset ---------------------------------------------
+
+volatile std::sig_atomic_t stopWatching = 0;
+
+void statsCmd(const std::string& iface, bool json, unsigned watchSeconds)
+{
+    auto snapshot = [&]() {
+        std::map<std::string, std::vector<SlotCounters>> all;
+        for (const auto& name : targets(iface))
+            all[name] = Datapath::open(name).counters();
+        return all;
+    };
+    if (!watchSeconds) {
+        Json out = Json::object();
+        for (const auto& [name, counters] : snapshot()) {
+            Json list = Json::array();
+            for (const auto& c : counters)
+                list.push_back(toJson(c));
+            out[name] = list;
+            if (!json)
+                std::cout << name << ":\n" << countersTable(counters);
+        }
+        if (json)
+            print(out);
+        return;
+    }
+    std::signal(SIGINT, [](int) { stopWatching = 1; });
+    auto before = snapshot();
+    while (!stopWatching) {
+        for (unsigned i = 0; i < watchSeconds * 10 && !stopWatching; i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (stopWatching)
+            break;
+        auto now = snapshot();
+        std::cout << "\033[H\033[2J";  // redraw in place
+        for (const auto& [name, counters] : now) {
+            Table t({"POLICY", "VERDICT", "PACKETS/S", "BYTES/S", "TOTAL PACKETS"});
+            for (const auto& c : counters) {
+                const SlotCounters* old = nullptr;
+                for (const auto& o : before[name])
+                    if (o.slot == c.slot && o.policy == c.policy)
+                        old = &o;
+                for (uint32_t v = 0; v < SLUICE_VERDICT_COUNT; v++) {
+                    if (!c.verdicts[v].packets)
+                        continue;
+                    uint64_t dp = c.verdicts[v].packets - (old ? old->verdicts[v].packets : 0);
+                    uint64_t db = c.verdicts[v].bytes - (old ? old->verdicts[v].bytes : 0);
+                    t.add({c.policy.empty() ? "(no policy)" : c.policy, verdictName(v),
+                           std::to_string(dp / watchSeconds), std::to_string(db / watchSeconds),
+                           std::to_string(c.verdicts[v].packets)});
+                }
+            }
+            std::cout << name << " (every " << watchSeconds << "s, Ctrl-C to stop):\n" << t.str();
+        }
+        std::cout.flush();
+        before = std::move(now);
+    }
+}
+
+void topCmd(const std::string& iface, const std::string& policy, unsigned n, bool json)
+{
+    Json out = Json::object();
+    for (const auto& name : targets(iface)) {
+        auto sources = Datapath::open(name).allSources();
+        if (!policy.empty())
+            std::erase_if(sources, [&](const SourceState& s) { return s.policy != policy; });
+        // The heaviest sources are the ones whose buckets are emptiest.
+        auto fill = [](const SourceState& s) {
+            double least = 1.0;
+            for (const auto& l : s.limits)
+                least = std::min(least, double(l.remaining) / double(std::max<uint64_t>(1, l.limit.effectiveBurst())));
+            return least;
+        };
+        std::stable_sort(sources.begin(), sources.end(),
+                         [&](const SourceState& a, const SourceState& b) { return fill(a) < fill(b); });
+        if (sources.size() > n)
+            sources.resize(n);
+        Json list = Json::array();
+        for (const auto& s : sources)
+            list.push_back(toJson(s));
+        out[name] = list;
+        if (!json)
+            std::cout << name << ":\n" << (sources.empty() ? "no tracked sources\n" : sourceTable(sources));
+    }
+    if (json)
+        print(out);
+}
+
+void inspectCmd(const std::string& iface, const std::string& addrText, bool json)
+{
+    Address addr = Address::parse(addrText);
+    Datapath dp = Datapath::open(iface);
+    Json out = Json::array();
+    std::vector<SourceState> found;
+    for (const auto& p : dp.installedPolicies()) {
+        if (auto st = dp.source(p.name, addr)) {
+            found.push_back(*st);
+            out.push_back(toJson(*st));
+        } else {
+            out.push_back(Json{{"policy", p.name}, {"source", addrText}, {"limits", nullptr}});
+        }
+    }
+    if (json) {
+        print(out);
+        return;
+    }
+    if (found.empty())
+        std::cout << addrText << " has no bucket state on " << iface << ": every limit is full\n";
+    else
+        std::cout << sourceTable(found);
+}
+
+void resetCmd(const std::string& iface, const std::string& addr, bool all)
+{
+    if (all == !addr.empty())
+        throwUsage("give either an ADDRESS or --all");
+    Datapath dp = Datapath::open(iface);
+    size_t n = all ? dp.resetAll() : dp.resetSource(Address::parse(addr));
+    std::cout << "forgot " << n << " bucket state" << (n == 1 ? "" : "s") << "\n";
+}
+
+// ---- the command line ----------------------------------------------------
+
+int run(int argc, char** argv)
+{
+    CLI::App app{"sluice: kernel-level API rate limiter (XDP). Limits use Flask-Limiter's rate grammar."};
+    app.require_subcommand(1);
+    app.footer("Run `sluice VERB --help` for a verb's options and an example.");
+    bool json = false;
+    std::string iface;
+
+    AttachArgs attachArgs;
+    auto* attach = app.add_subcommand("attach", "Load sluice and attach it to an interface");
+    attach->add_option("IFACE", attachArgs.iface, "Interface")->required();
+    attach->add_option("--config", attachArgs.config, "Install the policies of this TOML config");
+    attach->add_option("--mode", attachArgs.mode, "XDP mode: auto, native or generic")
+        ->check(CLI::IsMember({"auto", "native", "generic"}));
+    attach->add_option("--max-sources", attachArgs.maxSources, "Per-source table size (default: config or 1000000)");
+    attach->footer("Example: sluice attach eth0 --config /etc/sluice/sluice.toml");
+
+    auto* detach = app.add_subcommand("detach", "Detach sluice from an interface and remove its state");
+    detach->add_option("IFACE", iface, "Interface")->required();
+    detach->footer("Example: sluice detach eth0");
+
+    auto* status = app.add_subcommand("status", "Where sluice is attached, how, and how full its tables are");
+    status->add_option("IFACE", iface, "Interface (default: all)");
+    status->add_flag("--json", json, "JSON output");
+    status->footer("Example: sluice status --json");
+
+    std::string configPath;
+    bool dryRun = false;
+    auto* apply = app.add_subcommand("apply", "Replace the live policies with a config's, atomically");
+    apply->add_option("IFACE", iface, "Interface")->required();
+    apply->add_option("--config", configPath, "TOML config")->required();
+    apply->add_flag("--dry-run", dryRun, "Print what would change and change nothing");
+    apply->footer("Example: sluice apply eth0 --config /etc/sluice/sluice.toml --dry-run");
+
+    auto* policy = app.add_subcommand("policy", "List, add or remove live policies");
+    policy->require_subcommand(1);
+    auto* policyList = policy->add_subcommand("list", "List the live policies");
+    policyList->add_option("--iface", iface, "Interface (default: all)");
+    policyList->add_flag("--json", json, "JSON output");
+    PolicyArgs policyArgs;
+    auto* policyAdd = policy->add_subcommand("add", "Add a policy to the live set");
+    policyAdd->add_option("--iface", policyArgs.iface, "Interface (default: all)");
+    policyAdd->add_option("--name", policyArgs.name, "Policy name")->required();
+    policyAdd->add_option("--proto", policyArgs.proto, "tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
+    policyAdd->add_option("--ports", policyArgs.ports, "Ports and ranges: 80,8000-8099")->required();
+    policyAdd->add_option("--connections", policyArgs.connections, "Rate of new TCP connections: \"5 per minute\"");
+    policyAdd->add_option("--packets", policyArgs.packets, "Rate of packets: \"50/second burst 100\"");
+    policyAdd->add_option("--bytes", policyArgs.bytes, "Rate of bytes: \"10 MB/second\"");
+    policyAdd->add_option("--action", policyArgs.action, "drop or monitor");
+    policyAdd->add_option("--key", policyArgs.key, "source or global");
+    policyAdd->add_option("--ipv4-prefix", policyArgs.ipv4Prefix, "Bucket per IPv4 prefix (default 32)");
+    policyAdd->add_option("--ipv6-prefix", policyArgs.ipv6Prefix, "Bucket per IPv6 prefix (default 64)");
+    policyAdd->footer("Example: sluice policy add --name login --proto tcp --ports 443 --connections \"5 per minute\"");
+    std::string policyName;
+    auto* policyRemove = policy->add_subcommand("remove", "Remove a policy from the live set");
+    policyRemove->add_option("--iface", iface, "Interface (default: all)");
+    policyRemove->add_option("NAME", policyName, "Policy name")->required();
+    policyRemove->footer("Example: sluice policy remove login");
+    policyList->footer("Example: sluice policy list --json");
+
+    std::string cidr;
+    auto listCommands = [&](const char* name, const char* what) {
+        auto* cmd = app.add_subcommand(name, what);
+        cmd->require_subcommand(1);
+        for (const char* verb : {"add", "remove"}) {
+            auto* sub = cmd->add_subcommand(verb, std::string(verb) + " a CIDR");
+            sub->add_option("CIDR", cidr, "Address or CIDR: 192.0.2.0/24, 2001:db8::/32")->required();
+            sub->add_option("--iface", iface, "Interface (default: all)");
+            sub->footer(std::string("Example: sluice ") + name + " " + verb + " 192.0.2.0/24");
+        }
+        auto* list = cmd->add_subcommand("list", "List the entries");
+        list->add_option("--iface", iface, "Interface (default: all)");
+        list->add_flag("--json", json, "JSON output");
+        list->footer(std::string("Example: sluice ") + name + " list --json");
+        return cmd;
+    };
+    auto* allow = listCommands("allow", "Sources that are never limited");
+    auto* deny = listCommands("deny", "Sources that are always dropped");
+
+    unsigned watch = 0;
+    auto* stats = app.add_subcommand("stats", "Packets and bytes by policy and verdict");
+    stats->add_option("IFACE", iface, "Interface (default: all)");
+    stats->add_flag("--json", json, "JSON output");
+    stats->add_option("--watch", watch, "Redraw every SECONDS with per-second rates (Ctrl-C stops)");
+    stats->footer("Example: sluice stats eth0 --watch 1");
+
+    std::string topPolicy;
+    unsigned topN = 20;
+    auto* top = app.add_subcommand("top", "The sources closest to (or over) their limits");
+    top->add_option("IFACE", iface, "Interface (default: all)");
+    top->add_option("--policy", topPolicy, "Only this policy");
+    top->add_option("-n", topN, "How many (default 20)");
+    top->add_flag("--json", json, "JSON output");
+    top->footer("Example: sluice top eth0 --policy api-default -n 10");
+
+    std::string address;
+    auto* inspect = app.add_subcommand("inspect", "A source's buckets: what remains and when the next unit comes");
+    inspect->add_option("IFACE", iface, "Interface")->required();
+    inspect->add_option("ADDRESS", address, "Source address")->required();
+    inspect->add_flag("--json", json, "JSON output");
+    inspect->footer("Example: sluice inspect eth0 203.0.113.7");
+
+    bool all = false;
+    auto* reset = app.add_subcommand("reset", "Forget a source's bucket state (or everyone's)");
+    reset->add_option("IFACE", iface, "Interface")->required();
+    reset->add_option("ADDRESS", address, "Source address");
+    reset->add_flag("--all", all, "Every source");
+    reset->footer("Example: sluice reset eth0 203.0.113.7");
+
+    DaemonOptions daemon;
+    std::string daemonMode = "auto";
+    auto* runCmd = app.add_subcommand("run", "Daemon: attach the configured interfaces, reload on SIGHUP or file change");
+    runCmd->add_option("--config", daemon.configPath, "TOML config")->required();
+    runCmd->add_flag("--keep-on-exit", daemon.keepOnExit, "Leave sluice attached when stopped");
+    runCmd->add_option("--mode", daemonMode, "XDP mode: auto, native or generic")
+        ->check(CLI::IsMember({"auto", "native", "generic"}));
+    runCmd->footer("Example: sluice run --config /etc/sluice/sluice.toml");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : kUsageExit;
+    }
+
+    if (attach->parsed())
+        attachCmd(attachArgs);
+    else if (detach->parsed())
+        detachCmd(iface);
+    else if (status->parsed())
+        statusCmd(iface, json);
+    else if (apply->parsed())
+        applyCmd(iface, configPath, dryRun);
+    else if (policyList->parsed())
+        policyListCmd(iface, json);
+    else if (policyAdd->parsed())
+        policyAddCmd(policyArgs);
+    else if (policyRemove->parsed())
+        policyRemoveCmd(iface, policyName);
+    else if (allow->parsed() || deny->parsed()) {
+        CLI::App* cmd = allow->parsed() ? allow : deny;
+        ListKind kind = allow->parsed() ? ListKind::Allow : ListKind::Deny;
+        if (cmd->get_subcommand("list")->parsed())
+            listShowCmd(kind, iface, json);
+        else
+            listEditCmd(kind, cmd->get_subcommand("add")->parsed(), iface, cidr);
+    } else if (stats->parsed())
+        statsCmd(iface, json, watch);
+    else if (top->parsed())
+        topCmd(iface, topPolicy, topN, json);
+    else if (inspect->parsed())
+        inspectCmd(iface, address, json);
+    else if (reset->parsed())
+        resetCmd(iface, address, all);
+    else if (runCmd->parsed()) {
+        daemon.mode = *xdpModeFromName(daemonMode);
+        return runDaemon(daemon);
+    }
+    return 0;
+}
+
+}  // namespace
+}  // namespace sluice::cli
+
+int main(int argc, char** argv)
+{
+    try {
+        return sluice::cli::run(argc, argv);
+    } catch (const sluice::Error& e) {
+        std::cerr << "sluice: " << e.what() << "\n";
+        return e.exitCode();
+    } catch (const std::exception& e) {
+        std::cerr << "sluice: " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "daemon.h"
+
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "config.h"
+#include "error.h"
+
+namespace sluice {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Editors and config tools touch the file several times per save (create,
+// write, rename): reload once they have been quiet this long.
+constexpr auto kSettle = std::chrono::milliseconds(200);
+
+std::mutex statsMutex;
+DaemonStats stats;
+
+void updateStats(const std::function<void(DaemonStats&)>& change)
+{
+    std::lock_guard lock(statsMutex);
+    change(stats);
+}
+
+// One write(2) per line, so lines never interleave with another thread's.
+void logLine(const std::string& text)
+{
+    std::string line = "sluice: " + text + "\n";
+    (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+std::string counted(size_t n, const char* one, const char* many)
+{
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+std::string joined(const std::vector<std::string>& names)
+{
+    if (names.empty())
+        return "no interface";
+    std::string out;
+    for (const auto& n : names)
+        out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
+
+// "3 policies on eth0", with the lists when there are any.
+std::string describe(const Config& config)
+{
+    const Ruleset& r = config.rules;
+    std::string out = counted(r.policies.size(), "policy", "policies");
+    if (!r.allow.empty())
+        out += ", " + counted(r.allow.size(), "allow entry", "allow entries");
+    if (!r.deny.empty())
+        out += ", " + counted(r.deny.size(), "deny entry", "deny entries");
+    return out + " on " + joined(config.interfaces);
+}
+
+// loadConfig for the daemon: a config without interfaces is valid for
+// `sluice apply`, but here it would mean "detach everything", which a
+// half-written file must not be able to say.
+Config loadDaemonConfig(const std::string& path)
+{
+    Config config = loadConfig(path);
+    if (config.interfaces.empty())
+        throwUsage(path + ": [sluice] interfaces is empty: `sluice run` needs at least one "
+                          "interface (stop the daemon to detach everything)");
+    return config;
+}
+
+std::string describe(const AttachInfo& info)
+{
+    std::string how = info.note;
+    if (how.empty())
+        how = info.dispatcher ? "through libxdp's multi-program dispatcher"
+                              : "a single program, no libxdp dispatcher";
+    return xdpModeName(info.mode) + " mode; " + how;
+}
+
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept
+    {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    ~UniqueFd() { reset(); }
+    int get() const { return fd_; }
+    void reset()
+    {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+// SIGHUP, SIGTERM and SIGINT as readable events. They are blocked first, so
+// one that arrives while the daemon starts waits for the loop instead of
+// killing it half-attached. The mask is not restored: the process is about to
+// exit then, and a late SIGHUP must not turn a clean stop into a signal death.
+class SignalFd {
+public:
+    SignalFd()
+    {
+        sigset_t set;
+        sigemptyset(&set);
+        for (int sig : {SIGHUP, SIGTERM, SIGINT})
+            sigaddset(&set, sig);
+        if (int err = pthread_sigmask(SIG_BLOCK, &set, nullptr))
+            throwSys("cannot block SIGHUP, SIGTERM and SIGINT", err);
+        fd_ = UniqueFd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+        if (fd_.get() < 0)
+            throwSys("signalfd", errno);
+    }
+
+    int fd() const { return fd_.get(); }
+
+    // The next pending signal, if any.
+    std::optional<int> next()
+    {
+        signalfd_siginfo info;
+        for (;;) {
+            ssize_t n = ::read(fd_.get(), &info, sizeof info);
+            if (n == sizeof info)
+                return static_cast<int>(info.ssi_signo);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                return std::nullopt;
+            throwSys("cannot read the signalfd", n < 0 ? errno : EIO);
+        }
+    }
+
+private:
+    UniqueFd fd_;
+};
+
+// Changes to the config file, seen through its directory: editors and
+// config tools replace the file (write a new one, rename it over), which a
+// watch on the file itself would lose after the first save. A config that is
+// a symlink is followed by name only: a change of its target elsewhere needs
+// a SIGHUP.
+class ConfigWatch {
+public:
+    explicit ConfigWatch(const std::string& configPath)
+    {
+        std::filesystem::path path(configPath);
+        name_ = path.filename().string();
+        dir_ = path.has_parent_path() ? path.parent_path().string() : ".";
+        UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+        // Without a watch the daemon still works, reloading on SIGHUP only.
+        if (fd.get() < 0) {
+            logLine("cannot watch " + dir_ + " for changes (inotify: " + errnoText(errno) +
+                    "): reload with SIGHUP");
+            return;
+        }
+        if (::inotify_add_watch(fd.get(), dir_.c_str(),
+                                IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR) < 0) {
+            logLine("cannot watch " + dir_ + " for changes (" + errnoText(errno) +
+                    "): reload with SIGHUP");
+            return;
+        }
+        fd_ = std::move(fd);
+    }
+
+    int fd() const { return fd_.get(); }
+
+    // Drains the pending events; true if any may have changed the file.
+    bool changed()
+    {
+        alignas(inotify_event) char buf[4096];
+        bool hit = false, gone = false;
+        for (;;) {
+            ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                break;
+            if (n <= 0)
+                throwSys("cannot read the inotify events of " + dir_, n < 0 ? errno : EIO);
+            for (ssize_t off = 0; off < n;) {
+                const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+                off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+                // Lost events may have included ours.
+                if (ev->mask & IN_Q_OVERFLOW)
+                    hit = true;
+                else if (ev->mask & IN_IGNORED)
+                    gone = true;
+                else if (ev->len && name_ == ev->name)
+                    hit = true;
+            }
+        }
+        if (gone) {
+            logLine("stopped watching " + dir_ + " (removed or unmounted): reload with SIGHUP");
+            fd_.reset();
+        }
+        return hit;
+    }
+
+private:
+    std::string dir_, name_;
+    UniqueFd fd_;
+};
+
+class Daemon {
+public:
+    Daemon(DaemonOptions options, Config config)
+        : options_(std::move(options)), config_(std::move(config)) {}
+
+    // Brings sluice up on every configured interface with the configured
+    // rules. On failure, the interfaces it attached are detached again
+    // (adopted ones are left as they were found) and the error is rethrown.
+    void start()
+    {
+        std::vector<std::string> fresh;
+        try {
+            for (const auto& iface : config_.interfaces)
+                if (!managed_.contains(iface))
+                    bringUp(iface, config_.maxSources, fresh);
+            for (const auto& iface : config_.interfaces)
+                managed_.at(iface).install(config_.rules);
+        } catch (...) {
+            takeDown(fresh, "start failed");
+            throw;
+        }
+        publish();
+        logLine("running with " + config_.path + ": " + describe(config_));
+    }
+
+    // Applies the config file as it is now. A config that does not load, or
+    // an interface that cannot be brought up, leaves everything as it was.
+    void reload()
+    {
+        Config next;
+        try {
+            next = loadDaemonConfig(options_.configPath);
+        } catch (const std::exception& e) {
+            failed(e.what());
+            return;
+        }
+        std::vector<std::string> fresh, added;
+        std::vector<std::pair<std::string, Ruleset>> undo;
+        try {
+            for (const auto& iface : next.interfaces)
+                if (!managed_.contains(iface)) {
+                    bringUp(iface, next.maxSources, fresh);
+                    added.push_back(iface);
+                }
+            for (const auto& iface : next.interfaces) {
+                Datapath& dp = managed_.at(iface);
+                Ruleset before = dp.installed();
+                dp.install(next.rules);
+                undo.emplace_back(iface, std::move(before));
+            }
+        } catch (const std::exception& e) {
+            // Install is atomic per interface, not across them: put back what
+            // the interfaces already switched had.
+            for (const auto& [iface, rules] : undo) {
+                try {
+                    managed_.at(iface).install(rules);
+                } catch (const std::exception& u) {
+                    logLine("cannot restore the previous rules on " + iface + ": " + u.what());
+                }
+            }
+            takeDown(fresh, "reload failed");
+            for (const auto& iface : added)
+                managed_.erase(iface);
+            failed(e.what());
+            return;
+        }
+        for (const auto& iface : config_.interfaces)
+            if (std::find(next.interfaces.begin(), next.interfaces.end(), iface) ==
+                next.interfaces.end())
+                detach(iface, "no longer in " + next.path);
+        if (next.maxSources != config_.maxSources)
+            logLine("max_sources is now " + std::to_string(next.maxSources) +
+                    ": interfaces already attached keep their table size until detached");
+        config_ = std::move(next);
+        updateStats([](DaemonStats& s) { s.reloadsOk++; });
+        publish();
+        logLine("reloaded " + config_.path + ": " + describe(config_));
+    }
+
+    // On SIGTERM/SIGINT. Returns the exit code.
+    int stop(int sig)
+    {
+        std::string why = std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
+        if (options_.keepOnExit) {
+            logLine(why + ": leaving sluice attached to " + joined(config_.interfaces) +
+                    " (--keep-on-exit): protection continues, the next start adopts it");
+            managed_.clear();
+            return 0;
+        }
+        logLine(why);
+        bool ok = true;
+        for (const auto& iface : config_.interfaces)
+            ok = detach(iface, "stopping") && ok;
+        config_.interfaces.clear();
+        publish();
+        return ok ? 0 : 1;
+    }
+
+    // When the loop itself fails: leave protection in place for the restart.
+    void abandon(const std::string& error)
+    {
+        logLine(error + "; leaving sluice attached to " + joined(config_.interfaces) +
+                " (a restart adopts it)");
+        managed_.clear();
+    }
+
+private:
+    // Adopts a live sluice on IFACE as it is (left by `sluice attach` or a
+    // daemon stopped with --keep-on-exit): no bucket is reset, and install
+    // later keeps the state of every unchanged policy. Otherwise attaches,
+    // which also reuses pins left without a program (so their state too).
+    void bringUp(const std::string& iface, uint32_t maxSources, std::vector<std::string>& fresh)
+    {
+        if (auto live = openLive(iface)) {
+            std::string how = describe(live->attachInfo());
+            if (options_.mode != XdpMode::Auto && options_.mode != live->attachInfo().mode)
+                how += "; kept as it is, detach it to change the mode";
+            managed_.emplace(iface, std::move(*live));
+            logLine("adopted " + iface + " (" + how + "): its buckets are kept");
+            return;
+        }
+        Datapath dp = Datapath::attach(AttachOptions{iface, options_.mode, maxSources});
+        std::string how = describe(dp.attachInfo());
+        managed_.emplace(iface, std::move(dp));
+        fresh.push_back(iface);
+        logLine("attached " + iface + " (" + how + ")");
+    }
+
+    static std::optional<Datapath> openLive(const std::string& iface)
+    {
+        // Unknown here: attach says so properly.
+        if (!::if_nametoindex(iface.c_str()))
+            return std::nullopt;
+        try {
+            Datapath dp = Datapath::open(iface);
+            if (dp.attachInfo().note.find("not attached") != std::string::npos)
+                return std::nullopt;
+            return dp;
+        } catch (const Error& e) {
+            // Nothing pinned: a fresh attach. Broken pins are worth an error.
+            if (e.kind() == ErrorKind::Usage)
+                return std::nullopt;
+            throw;
+        }
+    }
+
+    void takeDown(const std::vector<std::string>& fresh, const std::string& why)
+    {
+        for (const auto& iface : fresh)
+            detach(iface, why);
+    }
+
+    bool detach(const std::string& iface, const std::string& why)
+    {
+        // Our handles first: the detach then leaves nothing of it open here.
+        managed_.erase(iface);
+        try {
+            DetachResult r = Datapath::detach(iface);
+            logLine("detached " + iface + " (" + why + ")" + (r.note.empty() ? "" : ": " + r.note));
+            return true;
+        } catch (const std::exception& e) {
+            logLine("cannot detach " + iface + " (" + why + "): " + e.what());
+            return false;
+        }
+    }
+
+    void failed(const std::string& error)
+    {
+        updateStats([](DaemonStats& s) { s.reloadsFailed++; });
+        logLine("reload failed, keeping the running config: " + error);
+    }
+
+    void publish()
+    {
+        updateStats([&](DaemonStats& s) { s.interfaces = config_.interfaces; });
+    }
+
+    DaemonOptions options_;
+    Config config_;
+    std::map<std::string, Datapath> managed_;
+};
+
+// Until SIGTERM/SIGINT: reloads on SIGHUP at once, and on a file change once
+// its writer has settled. Returns the exit code.
+int serve(Daemon& daemon, SignalFd& signals, ConfigWatch& watch)
+{
+    constexpr auto kNever = Clock::time_point::max();
+    auto reloadAt = kNever;
+    for (;;) {
+        int timeout = -1;
+        if (reloadAt != kNever) {
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(reloadAt - Clock::now());
+            timeout = static_cast<int>(std::max<int64_t>(left.count(), 0));
+        }
+        pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {watch.fd(), POLLIN, 0}};
+        if (::poll(fds, 2, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            throwSys("poll", errno);
+        }
+        if (fds[0].revents & POLLIN) {
+            while (auto sig = signals.next()) {
+                if (*sig != SIGHUP)
+                    return daemon.stop(*sig);
+                reloadAt = kNever;  // this reload reads the file as it is now
+                daemon.reload();
+            }
+        }
+        if ((fds[1].revents & POLLIN) && watch.changed())
+            reloadAt = Clock::now() + kSettle;
+        if (reloadAt != kNever && Clock::now() >= reloadAt) {
+            reloadAt = kNever;
+            daemon.reload();
+        }
+    }
+}
+
+}  // namespace
+
+DaemonStats daemonStats()
+{
+    std::lock_guard lock(statsMutex);
+    return stats;
+}
+
+int runDaemon(const DaemonOptions& options)
+{
+    updateStats([](DaemonStats& s) { s = DaemonStats{}; });
+    std::optional<SignalFd> signals;
+    try {
+        signals.emplace();
+    } catch (const std::exception& e) {
+        logLine(e.what());
+        return 1;
+    }
+
+    Config config;
+    try {
+        config = loadDaemonConfig(options.configPath);
+    } catch (const std::exception& e) {
+        // Whatever made it unreadable, it is the config's fault: exit 2.
+        logLine(e.what());
+        return 2;
+    }
+
+    std::optional<Daemon> daemon;
+    try {
+        ConfigWatch watch(options.configPath);
+        daemon.emplace(options, std::move(config));
+        daemon->start();
+        try {
+            return serve(*daemon, *signals, watch);
+        } catch (const std::exception& e) {
+            daemon->abandon(e.what());
+            return 1;
+        }
+    } catch (const Error& e) {
+        logLine(std::string("cannot start: ") + e.what());
+        return e.exitCode();
+    } catch (const std::exception& e) {
+        logLine(std::string("cannot start: ") + e.what());
+        return 1;
+    }
+}
+
+}  // namespace sluice

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// `sluice run`: the long-running controller. It attaches sluice to the
+// configured interfaces (adopting live ones, so a restart resets no bucket),
+// keeps the installed ruleset in step with the config file (SIGHUP or a change
+// of the file), and on SIGTERM/SIGINT detaches, or with --keep-on-exit leaves
+// the programs and pins in place so protection continues while it is down.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "datapath.h"
+
+namespace sluice {
+
+struct DaemonOptions {
+    std::string configPath;
+    bool keepOnExit = false;
+    XdpMode mode = XdpMode::Auto;  // for interfaces it attaches, not ones it adopts
+};
+
+// What the running daemon has done so far, for /metrics.
+struct DaemonStats {
+    uint64_t reloadsOk = 0;
+    uint64_t reloadsFailed = 0;
+    std::vector<std::string> interfaces;  // managed now, in config order
+};
+
+// A consistent snapshot of this process's daemon; safe from any thread.
+// All zero and empty before runDaemon starts.
+DaemonStats daemonStats();
+
+// Runs until SIGTERM or SIGINT and returns the process exit code: 0 after a
+// clean stop, 1 on a runtime error, 2 when the config is bad at start (then
+// nothing was changed). Logs one line per event to stderr. Blocks SIGHUP,
+// SIGTERM and SIGINT in the calling thread and leaves them blocked: call it
+// before starting other threads, which then inherit the mask (a thread that
+// did not would take the signals with their default action).
+int runDaemon(const DaemonOptions& options);
+
+}  // namespace sluice
