@@ -10,6 +10,7 @@
 #include "sluice_abi.h"
 #include "lib/parse.h"
 #include "lib/gcra.h"
+#include "lib/rst.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -51,6 +52,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_sources SEC(".maps");
 
+/* Banned sources: key as in sluice_sources, value = banned-until ns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_MAX_BANS);
+	__type(key, struct sluice_source_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_bans SEC(".maps");
+
+/* Action redirect: the target interface of each policy slot, per generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, SLUICE_REDIRECT_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_redirect SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -90,12 +109,13 @@ static __always_inline int verdict_drops(__u32 verdict)
 	return verdict == SLUICE_VERDICT_LIMITED ||
 	       verdict == SLUICE_VERDICT_DENIED ||
 	       verdict == SLUICE_VERDICT_MALFORMED ||
-	       verdict == SLUICE_VERDICT_FRAGMENT;
+	       verdict == SLUICE_VERDICT_FRAGMENT ||
+	       verdict == SLUICE_VERDICT_BANNED;
 }
 
-/* Count the packet and turn the verdict into an XDP action. The counters
- * are per CPU, so plain additions lose nothing. */
-static __always_inline int finish(__u32 slot, __u32 verdict, __u32 len)
+/* Count the packet. The counters are per CPU, so plain additions lose
+ * nothing. */
+static __always_inline void count(__u32 slot, __u32 verdict, __u32 len)
 {
 	__u32 key = slot * SLUICE_VERDICT_COUNT + verdict;
 	struct sluice_counter *c = bpf_map_lookup_elem(&sluice_stats, &key);
@@ -104,6 +124,12 @@ static __always_inline int finish(__u32 slot, __u32 verdict, __u32 len)
 		c->packets++;
 		c->bytes += len;
 	}
+}
+
+/* Count the packet and turn the verdict into an XDP action. */
+static __always_inline int finish(__u32 slot, __u32 verdict, __u32 len)
+{
+	count(slot, verdict, len);
 	return verdict_drops(verdict) ? XDP_DROP : XDP_PASS;
 }
 
@@ -163,7 +189,8 @@ source_state(const struct sluice_source_key *key)
  */
 static __always_inline int charge_source(const struct sluice_policy *p,
 					 const struct sluice_pkt *pkt,
-					 __u32 len)
+					 __u32 len,
+					 struct sluice_source_state **stp)
 {
 	__u64 units[SLUICE_MAX_LIMITS];
 	struct sluice_source_state *st;
@@ -175,6 +202,7 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		return 1;
 	source_key(&key, p, pkt);
 	st = source_state(&key);
+	*stp = st;
 	if (!st) {
 		/* The LRU could not give us an entry (-ENOMEM under extreme
 		 * contention). Fail open for this one packet: a dropped
@@ -183,6 +211,77 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 	}
 	return gcra_charge_units(st, p, units, bpf_ktime_get_ns()) ==
 	       SLUICE_ADMIT;
+}
+
+/* A source is banned under p until the ns stored in sluice_bans. An expired
+ * ban is removed on sight. */
+static __always_inline int source_banned(const struct sluice_policy *p,
+					 const struct sluice_pkt *pkt)
+{
+	struct sluice_source_key key;
+	__u64 *until;
+
+	source_key(&key, p, pkt);
+	until = bpf_map_lookup_elem(&sluice_bans, &key);
+	if (!until)
+		return 0;
+	if (*until > bpf_ktime_get_ns())
+		return 1;
+	bpf_map_delete_elem(&sluice_bans, &key);
+	return 0;
+}
+
+/* Charge one limited unit to the source's ban_after bucket; when the bucket
+ * refuses it, ban the source for p->ban_ns and return 1. */
+static __always_inline int charge_ban(const struct sluice_policy *p,
+				      const struct sluice_pkt *pkt,
+				      struct sluice_source_state *st)
+{
+	__u64 now = bpf_ktime_get_ns(), cost, old, next = 0, until;
+	struct sluice_source_key key;
+	int attempt;
+
+	cost = gcra_cost_ns(&p->ban_after, 1);
+	for (attempt = 0; attempt < SLUICE_CAS_RETRIES; attempt++) {
+		old = st->ban_tat_ns;
+		if (!gcra_step(old, now, cost, p->ban_after.capacity_ns, &next))
+			break;
+		if (__sync_val_compare_and_swap(&st->ban_tat_ns, old, next) ==
+		    old)
+			return 0;
+	}
+	if (attempt == SLUICE_CAS_RETRIES)
+		return 0;	/* contention, not a refusal: no ban on a race */
+	until = now + p->ban_ns;
+	source_key(&key, p, pkt);
+	bpf_map_update_elem(&sluice_bans, &key, &until, BPF_ANY);
+	return 1;
+}
+
+/* The action over the limit, for a packet that is not a fragment: reject
+ * answers a SYN with a RST, redirect sends it out of the policy's target.
+ * Returns the XDP action, or -1 to fall back to a drop. */
+static __always_inline int excess_action(struct xdp_md *ctx,
+					 const struct sluice_policy *p,
+					 const struct sluice_pkt *pkt,
+					 __u32 gen, __u32 *verdict)
+{
+	if (p->action == SLUICE_ACTION_REJECT) {
+		if (!pkt->is_syn || rst_build(ctx))
+			return -1;
+		*verdict = SLUICE_VERDICT_REJECTED;
+		return XDP_TX;
+	}
+	if (p->action == SLUICE_ACTION_REDIRECT) {
+		__u32 key = gen * SLUICE_MAX_POLICIES + p->slot;
+		int act = bpf_redirect_map(&sluice_redirect, key, XDP_DROP);
+
+		if (act != XDP_REDIRECT)
+			return -1;
+		*verdict = SLUICE_VERDICT_REDIRECTED;
+		return act;
+	}
+	return -1;
 }
 
 static __always_inline void frag_key(struct sluice_frag_key *k,
@@ -229,6 +328,7 @@ int sluice_xdp(struct xdp_md *ctx)
 	__u32 len = data_end - data;
 	struct sluice_pkt pkt = {};
 	const struct sluice_policy *policy;
+	struct sluice_source_state *st = NULL;
 	struct sluice_config *cfg;
 	__u32 zero = 0, gen, flags, slot = SLUICE_SLOT_NONE, key, verdict;
 	__u32 list = 0;
@@ -298,11 +398,30 @@ int sluice_xdp(struct xdp_md *ctx)
 	policy = bpf_map_lookup_elem(&sluice_policies, &key);
 	if (!policy || !policy->nlimits)
 		goto out;
-	if (!charge_source(policy, &pkt, len)) {
-		if (policy->action == SLUICE_ACTION_MONITOR)
+	/* A banned source costs one lookup and touches nothing else. */
+	if (policy->ban_ns && source_banned(policy, &pkt)) {
+		verdict = SLUICE_VERDICT_BANNED;
+		goto out;
+	}
+	if (!charge_source(policy, &pkt, len, &st)) {
+		if (policy->action == SLUICE_ACTION_MONITOR) {
 			verdict = SLUICE_VERDICT_MONITORED;
-		else	/* drop, and until they land: reject, respond, redirect */
-			verdict = SLUICE_VERDICT_LIMITED;
+			goto out;
+		}
+		verdict = SLUICE_VERDICT_LIMITED;
+		if (policy->ban_ns && st && charge_ban(policy, &pkt, st)) {
+			verdict = SLUICE_VERDICT_BANNED;
+			goto out;
+		}
+		/* Fragments are dropped: the datagram's later fragments could
+		 * not follow a reply or a redirect. */
+		if (pkt.frag == FRAG_NONE) {
+			rc = excess_action(ctx, policy, &pkt, gen, &verdict);
+			if (rc >= 0) {
+				count(slot, verdict, len);
+				return rc;
+			}
+		}
 	}
 out:
 	if (pkt.frag == FRAG_FIRST)

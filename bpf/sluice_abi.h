@@ -29,6 +29,9 @@
 
 /* Default size of the per-source LRU table; userspace sets it at load time. */
 #define SLUICE_DEFAULT_MAX_SOURCES	1000000
+/* Banned sources tracked at once (map sluice_bans, LRU: when it is full the
+ * ban that was touched least recently is forgotten first). */
+#define SLUICE_MAX_BANS			65536
 /* In-flight fragmented datagrams tracked (first fragment -> later ones). */
 #define SLUICE_MAX_FRAGMENTS		65536
 /* Entries per allow/deny trie (both generations together). */
@@ -51,9 +54,9 @@ enum sluice_limit_kind {
 enum sluice_action {
 	SLUICE_ACTION_DROP = 0,
 	SLUICE_ACTION_MONITOR = 1,	/* count as would-be-limited, pass */
-	SLUICE_ACTION_REJECT = 2,	/* reserved: TCP RST from XDP */
+	SLUICE_ACTION_REJECT = 2,	/* SYN: RST+ACK by XDP_TX; others dropped */
 	SLUICE_ACTION_RESPOND = 3,	/* reserved: hand to the 429 responder */
-	SLUICE_ACTION_REDIRECT = 4,	/* reserved: XDP_REDIRECT to a devmap */
+	SLUICE_ACTION_REDIRECT = 4,	/* XDP_REDIRECT through sluice_redirect */
 	SLUICE_ACTION_COUNT
 };
 
@@ -71,6 +74,9 @@ enum sluice_verdict {
 	SLUICE_VERDICT_DENIED = 5,	/* source on the deny list: dropped */
 	SLUICE_VERDICT_MALFORMED = 6,	/* unparseable IP packet: dropped */
 	SLUICE_VERDICT_FRAGMENT = 7,	/* non-first fragment with no known first: dropped */
+	SLUICE_VERDICT_REJECTED = 8,	/* over a limit, action reject: SYN answered with RST */
+	SLUICE_VERDICT_REDIRECTED = 9,	/* over a limit, action redirect: XDP_REDIRECT */
+	SLUICE_VERDICT_BANNED = 10,	/* source banned under the policy: dropped */
 	SLUICE_VERDICT_COUNT
 };
 
@@ -121,13 +127,19 @@ struct sluice_policy {
 	__u8 nlimits;			/* limits[0..nlimits) are valid */
 	__u8 proto;			/* IPPROTO_TCP or IPPROTO_UDP */
 	__u16 pad;
-	__u32 redirect_ifindex;		/* reserved for SLUICE_ACTION_REDIRECT */
+	__u32 redirect_ifindex;		/* SLUICE_ACTION_REDIRECT: the target, also
+					 * in sluice_redirect (for display) */
 	/* The prefixes as masks over the IPv4-mapped or IPv6 address, network
 	 * byte order; all zero for key global. Precomputed so the data path
 	 * masks with four ANDs. */
 	__u32 mask4[4];
 	__u32 mask6[4];
 	struct sluice_limit limits[SLUICE_MAX_LIMITS];
+	/* Ban: 0 = none. Limited units (one per over-limit packet) are charged
+	 * to ban_after, a GCRA bucket in the source state; a unit it refuses
+	 * bans the source for ban_ns (map sluice_bans). */
+	__u64 ban_ns;
+	struct sluice_limit ban_after;
 };
 
 /* Map sluice_ports: array, key = sluice_port_key(gen, proto_idx, port),
@@ -144,10 +156,19 @@ struct sluice_source_key {
 	__u32 addr[4];			/* network byte order */
 };
 
-/* One GCRA theoretical arrival time per limit of the policy. */
+/* One GCRA theoretical arrival time per limit of the policy, and one for
+ * the policy's ban_after bucket (limited units). */
 struct sluice_source_state {
 	__u64 tat_ns[SLUICE_MAX_LIMITS];
+	__u64 ban_tat_ns;
 };
+
+/* Map sluice_bans: LRU hash, SLUICE_MAX_BANS entries, key = the source's
+ * struct sluice_source_key, value = __u64 banned-until (bpf_ktime_get_ns). */
+
+/* Map sluice_redirect: DEVMAP, key = gen * SLUICE_MAX_POLICIES + slot, value =
+ * the ifindex of the policy's redirect_to (only for action redirect). */
+#define SLUICE_REDIRECT_ENTRIES	(SLUICE_GENERATIONS * SLUICE_MAX_POLICIES)
 
 /* Maps sluice_lists4 / sluice_lists6: LPM tries. The generation is part of
  * the matched prefix: prefixlen = 32 + CIDR length. */

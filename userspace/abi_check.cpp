@@ -22,7 +22,8 @@ static_assert(offsetof(sluice_limit, interval_frac) == 16);
 static_assert(offsetof(sluice_limit, kind) == 20);
 static_assert(offsetof(sluice_limit, count) == 24);
 
-static_assert(sizeof(sluice_policy) == 296);
+static_assert(sizeof(sluice_policy) == 352);
+static_assert(offsetof(sluice_policy, redirect_ifindex) == 64);
 static_assert(offsetof(sluice_policy, slot) == 48);
 static_assert(offsetof(sluice_policy, state_tag) == 52);
 static_assert(offsetof(sluice_policy, action) == 56);
@@ -30,11 +31,14 @@ static_assert(offsetof(sluice_policy, nlimits) == 60);
 static_assert(offsetof(sluice_policy, mask4) == 68);
 static_assert(offsetof(sluice_policy, mask6) == 84);
 static_assert(offsetof(sluice_policy, limits) == 104);
+static_assert(offsetof(sluice_policy, ban_ns) == 296);
+static_assert(offsetof(sluice_policy, ban_after) == 304);
 static_assert(sizeof(sluice_policy) % 8 == 0, "array stride must equal the struct size");
 
 static_assert(sizeof(sluice_source_key) == 20);
 static_assert(offsetof(sluice_source_key, addr) == 4);
-static_assert(sizeof(sluice_source_state) == 8 * SLUICE_MAX_LIMITS);
+static_assert(sizeof(sluice_source_state) == 8 * SLUICE_MAX_LIMITS + 8);
+static_assert(offsetof(sluice_source_state, ban_tat_ns) == 8 * SLUICE_MAX_LIMITS);
 
 static_assert(sizeof(sluice_lpm4_key) == 12);
 static_assert(offsetof(sluice_lpm4_key, addr) == 8);
@@ -48,5 +52,8 @@ static_assert(sizeof(sluice_counter) == 16);
 
 static_assert(SLUICE_PORT_ENTRIES == 2 * 2 * 65536);
 static_assert(SLUICE_STATS_ENTRIES == SLUICE_MAX_POLICIES * SLUICE_VERDICT_COUNT);
+static_assert(SLUICE_VERDICT_REJECTED == 8 && SLUICE_VERDICT_REDIRECTED == 9 &&
+              SLUICE_VERDICT_BANNED == 10 && SLUICE_VERDICT_COUNT == 11);
+static_assert(SLUICE_REDIRECT_ENTRIES == SLUICE_GENERATIONS * SLUICE_MAX_POLICIES);
 
 }  // namespace sluice

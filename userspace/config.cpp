@@ -37,8 +37,7 @@ const std::vector<std::string_view> kPolicyKeys = {
 };
 // In DESIGN.md's schema, but the data path cannot do them yet: a config that
 // uses them must fail rather than silently run without them.
-const std::set<std::string_view> kUnsupportedKeys = {"fleet", "ban_after", "ban", "scope",
-                                                     "redirect_to"};
+const std::set<std::string_view> kUnsupportedKeys = {"fleet", "scope"};
 
 bool before(const Pos& a, const Pos& b)
 {
@@ -409,6 +408,7 @@ private:
     {
         bool hasName = false, hasProto = false, hasPorts = false;
         std::array<std::vector<Limit>, 3> limits;
+        std::optional<Pos> actionAt, banAt, banAfterAt, redirectAt;
         for (const auto& [key, value] : inSourceOrder(table)) {
             std::string_view k = key->str();
             const Pos& at = value->source().begin;
@@ -455,12 +455,34 @@ private:
             } else if (k == "action") {
                 const std::string& name = needString(*value, "action");
                 auto action = actionFromName(name);
-                if (action == Action::Drop || action == Action::Monitor)
-                    p.action = *action;
-                else if (action)
+                if (action == Action::Respond)
                     fail(at, "action '" + name + "' is not supported by this version of sluice");
+                else if (action)
+                    p.action = *action;
                 else
-                    fail(at, "action must be \"drop\" or \"monitor\", not '" + name + "'");
+                    fail(at, "action must be \"drop\", \"reject\", \"redirect\" or \"monitor\", not '" +
+                                 name + "'");
+                actionAt = at;
+            } else if (k == "ban_after") {
+                const std::string& text =
+                    needString(*value, "ban_after (a rate such as \"20 per minute\")");
+                SourceLocation loc = stringContent(*value);
+                auto rates = parseRates(text, LimitKind::Packets, loc);
+                if (rates.size() != 1)
+                    fail(at, "ban_after takes one rate, not " + std::to_string(rates.size()));
+                p.banAfter = rates.front();
+                banAfterAt = at;
+            } else if (k == "ban") {
+                const std::string& text =
+                    needString(*value, "ban (a duration such as \"10 minutes\")");
+                p.banNs = parseDurationNs(text, stringContent(*value));
+                banAt = at;
+            } else if (k == "redirect_to") {
+                p.redirectTo = needString(*value, "redirect_to (an interface name)");
+                if (p.redirectTo.empty() || p.redirectTo.size() >= 16 ||
+                    p.redirectTo.find('/') != std::string::npos)
+                    fail(at, "redirect_to must be an interface name, not '" + p.redirectTo + "'");
+                redirectAt = at;
             } else {
                 rejectKey(*key, *value, "in [[policy]]", kPolicyKeys);
             }
@@ -471,6 +493,18 @@ private:
             p.limits.insert(p.limits.end(), l.begin(), l.end());
 
         std::string which = hasName ? "policy '" + p.name + "'" : "[[policy]]";
+        if (banAfterAt && !banAt)
+            fail(*banAfterAt, which + ": ban_after needs ban (how long a ban lasts)");
+        if (banAt && !banAfterAt)
+            fail(*banAt, which + ": ban needs ban_after (the rate of limited units that starts a ban)");
+        if (banAt && p.action == Action::Monitor)
+            fail(*banAt, which + ": a ban stops traffic, which action \"monitor\" never does");
+        if (p.action == Action::Redirect && !redirectAt)
+            fail(*actionAt, which + ": action \"redirect\" needs redirect_to (an interface name)");
+        if (redirectAt && p.action != Action::Redirect)
+            fail(*redirectAt, which + ": redirect_to is only for action \"redirect\"");
+        if (p.action == Action::Reject && hasProto && p.proto != Proto::Tcp)
+            fail(*actionAt, which + ": action \"reject\" needs proto \"tcp\" (it answers SYNs with a RST)");
         if (!hasName)
             fail(src.table, "[[policy]] needs a name");
         if (!hasProto)

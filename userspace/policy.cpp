@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "error.h"
 
@@ -237,8 +238,23 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
             throwUsage(where + ": ipv4_prefix must be 0..32");
         if (p.ipv6Prefix > 128)
             throwUsage(where + ": ipv6_prefix must be 0..128");
-        if (p.action != Action::Drop && p.action != Action::Monitor)
+        if (p.action == Action::Respond)
             throwUsage(where + ": action '" + actionName(p.action) + "' is not supported by this version of sluice");
+        if (p.action == Action::Reject && p.proto != Proto::Tcp)
+            throwUsage(where + ": action reject needs proto tcp (it answers TCP SYNs with a RST); "
+                               "use drop for udp");
+        if (p.action == Action::Redirect && p.redirectTo.empty() && !p.redirectIfindex)
+            throwUsage(where + ": action redirect needs redirect_to (the interface to send the excess to)");
+        if (p.action != Action::Redirect && (!p.redirectTo.empty() || p.redirectIfindex))
+            throwUsage(where + ": redirect_to is only for action redirect");
+        if (p.banAfter.has_value() != (p.banNs != 0))
+            throwUsage(where + ": ban_after and ban go together: set both or neither");
+        if (p.banNs > SLUICE_MAX_SPAN_NS)
+            throwUsage(where + ": ban is longer than the data path's 2^62 ns range");
+        if (p.banNs && p.action == Action::Monitor)
+            throwUsage(where + ": a ban stops traffic, which action monitor never does");
+        if (p.banNs && p.key == KeyMode::Global)
+            throwUsage(where + ": a ban needs key = \"source\" (with key global it would ban everyone)");
         for (const auto& l : p.limits)
             if (l.kind == LimitKind::Connections && p.proto != Proto::Tcp)
                 throwUsage(where + ": connections limits need proto tcp (UDP has no SYN)");
@@ -299,6 +315,15 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
                 throwUsage("policy '" + p.name + "': " + e.what());
             }
         }
+        kp.redirect_ifindex = p.action == Action::Redirect ? p.redirectIfindex : 0;
+        if (p.banAfter) {
+            try {
+                kp.ban_after = compileLimit(*p.banAfter);
+            } catch (const Error& e) {
+                throwUsage("policy '" + p.name + "': ban_after: " + e.what());
+            }
+            kp.ban_ns = p.banNs;
+        }
         if (p.key == KeyMode::Source) {
             prefixMask(kp.mask4, 96 + p.ipv4Prefix);
             prefixMask(kp.mask6, p.ipv6Prefix);
@@ -327,14 +352,31 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
             flags |= SLUICE_GEN_LISTS_V6 | (kind == SLUICE_LIST_DENY ? SLUICE_GEN_DENY_V6 : 0);
         }
     };
-    std::set<std::string> seen;
-    for (const auto& a : rules.allow)
-        if (seen.insert(a.str()).second)
+    // Whether an allow entry contains a deny entry is asked once per prefix
+    // length the allow list uses, not once per allow entry: 100k entries
+    // each way stay linear.
+    using CidrKey = std::tuple<bool, uint8_t, std::array<uint8_t, 16>>;
+    std::set<CidrKey> allowSet, seen;
+    std::set<uint8_t> allowLengths[2];  // [isV4]
+    for (const auto& a : rules.allow) {
+        allowLengths[a.addr.isV4].insert(a.prefix);
+        allowSet.insert({a.addr.isV4, a.prefix, a.addr.bytes});
+        if (seen.insert({a.addr.isV4, a.prefix, a.addr.bytes}).second)
             addEntry(a, SLUICE_LIST_ALLOW);
+    }
     for (const auto& d : rules.deny) {
-        bool allowed = std::any_of(rules.allow.begin(), rules.allow.end(),
-                                   [&](const Cidr& a) { return a.contains(d); });
-        if (!allowed && seen.insert(d.str()).second)
+        bool allowed = false;
+        for (uint8_t len : allowLengths[d.addr.isV4]) {
+            if (len > d.prefix)
+                break;
+            auto bytes = d.addr.bytes;
+            clearHostBits(bytes, storedPrefix(d.addr, len));
+            if (allowSet.count({d.addr.isV4, len, bytes})) {
+                allowed = true;
+                break;
+            }
+        }
+        if (!allowed && seen.insert({d.addr.isV4, d.prefix, d.addr.bytes}).second)
             addEntry(d, SLUICE_LIST_DENY);
     }
     if (out.lists4.size() + out.lists6.size() > SLUICE_MAX_CIDRS / SLUICE_GENERATIONS)

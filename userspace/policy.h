@@ -64,7 +64,23 @@ struct Policy {
     KeyMode key = KeyMode::Source;
     uint8_t ipv4Prefix = 32;
     uint8_t ipv6Prefix = 64;
-    bool operator==(const Policy&) const = default;
+    // Action redirect: the target interface by name (config redirect_to);
+    // Datapath::install resolves it into redirectIfindex.
+    std::string redirectTo;
+    uint32_t redirectIfindex = 0;
+    // Ban (both or neither): limited units charged to banAfter (one per
+    // over-limit packet); one it refuses bans the source for banNs.
+    std::optional<Limit> banAfter;
+    uint64_t banNs = 0;
+    // The same policy: redirectIfindex is left out, it is derived from
+    // redirectTo (a config's policy and the installed one compare equal).
+    bool operator==(const Policy& o) const
+    {
+        return name == o.name && proto == o.proto && ports == o.ports && limits == o.limits &&
+               action == o.action && key == o.key && ipv4Prefix == o.ipv4Prefix &&
+               ipv6Prefix == o.ipv6Prefix && redirectTo == o.redirectTo && banAfter == o.banAfter &&
+               banNs == o.banNs;
+    }
 };
 
 // An IPv4 or IPv6 address. IPv4 is kept IPv4-mapped (::ffff:a.b.c.d), as the

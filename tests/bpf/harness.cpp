@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -51,8 +52,10 @@ std::string rowName(const testing::TestParamInfo<Row>& info)
 
 std::string verdictText(uint32_t verdict)
 {
-    static const char* names[] = {"PASS",    "ADMITTED", "LIMITED",   "MONITORED",
-                                  "ALLOWED", "DENIED",   "MALFORMED", "FRAGMENT"};
+    static const char* names[] = {"PASS",     "ADMITTED", "LIMITED",    "MONITORED",
+                                  "ALLOWED",  "DENIED",   "MALFORMED",  "FRAGMENT",
+                                  "REJECTED", "REDIRECTED", "BANNED"};
+    static_assert(sizeof(names) / sizeof(names[0]) == SLUICE_VERDICT_COUNT);
     return verdict < SLUICE_VERDICT_COUNT ? names[verdict] : "verdict" + std::to_string(verdict);
 }
 
@@ -86,6 +89,89 @@ int testRun(int progFd, const Frame& frame, uint32_t* action, std::vector<uint8_
         *out = std::move(buf);
     }
     return err;
+}
+
+namespace {
+
+uint16_t get16(const std::vector<uint8_t>& b, size_t off) { return uint16_t(b[off] << 8 | b[off + 1]); }
+uint32_t get32(const std::vector<uint8_t>& b, size_t off)
+{
+    return uint32_t(get16(b, off)) << 16 | get16(b, off + 2);
+}
+
+// One's-complement sum of b[off, off+len) as big-endian 16-bit words.
+uint32_t sum16(const std::vector<uint8_t>& b, size_t off, size_t len, uint32_t sum = 0)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += get16(b, off + i);
+    if (len & 1)
+        sum += uint32_t(b[off + len - 1]) << 8;
+    return sum;
+}
+
+uint16_t fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return uint16_t(sum);
+}
+
+}  // namespace
+
+void expectRstFor(const std::vector<uint8_t>& in, const std::vector<uint8_t>& out)
+{
+    size_t l3 = 14;
+    uint16_t proto = get16(in, 12);
+    while (proto == 0x8100 || proto == 0x88a8) {
+        proto = get16(in, l3 + 2);
+        l3 += 4;
+    }
+    ASSERT_TRUE(proto == 0x0800 || proto == 0x86dd) << "test frame is not IP";
+    bool v6 = proto == 0x86dd;
+    size_t inL4 = v6 ? l3 + 40 : l3 + (in[l3] & 0xf) * 4;
+    size_t inPayload = (v6 ? get16(in, l3 + 4) + l3 + 40 : get16(in, l3 + 2) + l3) -
+                       (inL4 + (in[inL4 + 12] >> 4) * 4);
+    if (in[inL4 + 13] & 0x01)
+        inPayload++;  // a FIN takes one unit of sequence space too
+    size_t ipLen = v6 ? 40 : 20, l4 = l3 + ipLen;
+    ASSERT_EQ(out.size(), l4 + 20) << "RST frame: L2 + IP header without options + 20-byte TCP";
+
+    EXPECT_TRUE(std::equal(out.begin(), out.begin() + 6, in.begin() + 6)) << "dst MAC = SYN's src";
+    EXPECT_TRUE(std::equal(out.begin() + 6, out.begin() + 12, in.begin())) << "src MAC = SYN's dst";
+    EXPECT_TRUE(std::equal(out.begin() + 12, out.begin() + l3, in.begin() + 12))
+        << "EtherType and VLAN tags kept";
+
+    uint32_t pseudo = 0;
+    if (v6) {
+        EXPECT_EQ(out[l3] >> 4, 6);
+        EXPECT_EQ(get16(out, l3 + 4), 20) << "payload length";
+        EXPECT_EQ(out[l3 + 6], 6) << "next header TCP";
+        EXPECT_GT(out[l3 + 7], 0) << "hop limit";
+        EXPECT_TRUE(std::equal(out.begin() + l3 + 8, out.begin() + l3 + 24, in.begin() + l3 + 24))
+            << "src address = SYN's dst";
+        EXPECT_TRUE(std::equal(out.begin() + l3 + 24, out.begin() + l3 + 40, in.begin() + l3 + 8))
+            << "dst address = SYN's src";
+        pseudo = sum16(out, l3 + 8, 32);
+    } else {
+        EXPECT_EQ(out[l3], 0x45) << "IPv4, no options";
+        EXPECT_EQ(get16(out, l3 + 2), 40) << "total length";
+        EXPECT_EQ(get16(out, l3 + 6) & 0x3fff, 0) << "not a fragment";
+        EXPECT_GT(out[l3 + 8], 0) << "TTL";
+        EXPECT_EQ(out[l3 + 9], 6) << "protocol TCP";
+        EXPECT_EQ(fold(sum16(out, l3, 20)), 0xffff) << "IPv4 header checksum";
+        EXPECT_EQ(get32(out, l3 + 12), get32(in, l3 + 16)) << "src address = SYN's dst";
+        EXPECT_EQ(get32(out, l3 + 16), get32(in, l3 + 12)) << "dst address = SYN's src";
+        pseudo = sum16(out, l3 + 12, 8);
+    }
+    EXPECT_EQ(get16(out, l4), get16(in, inL4 + 2)) << "src port = SYN's dst port";
+    EXPECT_EQ(get16(out, l4 + 2), get16(in, inL4)) << "dst port = SYN's src port";
+    EXPECT_EQ(get32(out, l4 + 4), 0U) << "seq 0";
+    EXPECT_EQ(get32(out, l4 + 8), get32(in, inL4 + 4) + 1 + uint32_t(inPayload))
+        << "ack = ISN + 1 + SYN payload (" << inPayload << " B, +1 for a FIN)";
+    EXPECT_EQ(out[l4 + 12] >> 4, 5) << "data offset";
+    EXPECT_EQ(out[l4 + 13], 0x14) << "flags RST|ACK exactly";
+    pseudo += 6 + 20;
+    EXPECT_EQ(fold(sum16(out, l4, 20, pseudo)), 0xffff) << "TCP checksum";
 }
 
 namespace {
@@ -235,6 +321,9 @@ TEST_P(BpfRow, Run)
                 FAIL() << "install failed: " << e.what();
             }
         }
+        if (!s.resetAddr.empty()) {
+            EXPECT_GT(dp->resetSource(Address::parse(s.resetAddr)), 0U) << "reset " << s.resetAddr;
+        }
         if (s.frame) {
             Counters before = snapshot(*dp);
             uint32_t action = 0;
@@ -247,7 +336,10 @@ TEST_P(BpfRow, Run)
             } else {
                 ASSERT_EQ(err, 0) << "bpf_prog_test_run_opts: " << strerror(-err);
                 EXPECT_EQ(actionText(static_cast<int>(action)), actionText(s.action));
-                EXPECT_TRUE(out == s.frame->bytes) << "the program changed the frame";
+                if (s.expectRst)
+                    expectRstFor(s.frame->bytes, out);
+                else
+                    EXPECT_TRUE(out == s.frame->bytes) << "the program changed the frame";
                 Counters want;
                 want[{s.policy, s.verdict}] = {1, s.frame->size()};
                 EXPECT_EQ(describe(delta), describe(want));
@@ -255,6 +347,16 @@ TEST_P(BpfRow, Run)
         }
         for (const auto& r : s.checks)
             checkRemaining(*dp, r);
+        for (const auto& b : s.banChecks) {
+            SCOPED_TRACE("ban of " + b.addr + " under " + b.policy);
+            auto st = dp->source(b.policy, Address::parse(b.addr));
+            bool isBanned = st && st->bannedUntilNs > 0;
+            EXPECT_EQ(isBanned, b.banned);
+            if (isBanned) {
+                EXPECT_GT(st->bannedUntilNs, Datapath::nowNs());
+                EXPECT_GT(st->banRemainingNs, 0U);
+            }
+        }
     }
 }
 

@@ -44,15 +44,25 @@ inline PortRange ports(uint16_t first, uint16_t last) { return {first, last}; }
 inline Policy tcpPolicy(std::string name, std::vector<PortRange> ports,
                         std::vector<Limit> limits, Action action = Action::Drop)
 {
-    return Policy{.name = std::move(name), .proto = Proto::Tcp, .ports = std::move(ports),
-                  .limits = std::move(limits), .action = action};
+    Policy p;
+    p.name = std::move(name);
+    p.proto = Proto::Tcp;
+    p.ports = std::move(ports);
+    p.limits = std::move(limits);
+    p.action = action;
+    return p;
 }
 
 inline Policy udpPolicy(std::string name, std::vector<PortRange> ports,
                         std::vector<Limit> limits, Action action = Action::Drop)
 {
-    return Policy{.name = std::move(name), .proto = Proto::Udp, .ports = std::move(ports),
-                  .limits = std::move(limits), .action = action};
+    Policy p;
+    p.name = std::move(name);
+    p.proto = Proto::Udp;
+    p.ports = std::move(ports);
+    p.limits = std::move(limits);
+    p.action = action;
+    return p;
 }
 
 // A ruleset with its CIDRs as text: rows are built at static-init time
@@ -86,6 +96,28 @@ struct Step {
     uint32_t verdict = SLUICE_VERDICT_PASS;
     std::vector<Remaining> checks;
     std::string note;              // printed on failure
+    // The frame the program hands back must be the RST+ACK that refuses
+    // the step's SYN (action reject, XDP_TX); otherwise it must be unchanged.
+    bool expectRst = false;
+    // Before the frame: Datapath::resetSource(resetAddr) (lifts bans too).
+    std::string resetAddr;
+    // After the frame: (policy, source, banned?) as Datapath::source shows it.
+    struct BanCheck {
+        std::string policy, addr;
+        bool banned;
+    };
+    std::vector<BanCheck> banChecks;
+
+    Step& ban(std::string pol, std::string addr, bool isBanned = true)
+    {
+        banChecks.push_back({std::move(pol), std::move(addr), isBanned});
+        return *this;
+    }
+    Step& resetFirst(std::string addr)
+    {
+        resetAddr = std::move(addr);
+        return *this;
+    }
 
     Step& remaining(std::string pol, std::string addr, std::vector<uint64_t> units)
     {
@@ -116,6 +148,21 @@ inline Step limited(const Frame& f, std::string pol)
 inline Step monitored(const Frame& f, std::string pol)
 {
     return expectStep(f, XDP_PASS, std::move(pol), SLUICE_VERDICT_MONITORED);
+}
+// Action reject on an over-limit SYN: answered in place with a RST+ACK.
+inline Step rejected(const Frame& f, std::string pol)
+{
+    Step s = expectStep(f, XDP_TX, std::move(pol), SLUICE_VERDICT_REJECTED);
+    s.expectRst = true;
+    return s;
+}
+inline Step redirected(const Frame& f, std::string pol)
+{
+    return expectStep(f, XDP_REDIRECT, std::move(pol), SLUICE_VERDICT_REDIRECTED);
+}
+inline Step banned(const Frame& f, std::string pol)
+{
+    return expectStep(f, XDP_DROP, std::move(pol), SLUICE_VERDICT_BANNED);
 }
 inline Step allowed(const Frame& f, std::string pol)
 {
@@ -182,6 +229,11 @@ int testRun(int progFd, const Frame& frame, uint32_t* action,
             std::vector<uint8_t>* out = nullptr);
 
 std::string verdictText(uint32_t verdict);
+
+// Checks (gtest assertions) that `out` is the RST+ACK refusing the TCP SYN
+// `in`: MACs, addresses and ports swapped, VLAN tags kept, seq 0, ack = ISN
+// + 1 + payload, flags RST|ACK, valid IPv4 and TCP checksums, trimmed.
+void expectRstFor(const std::vector<uint8_t>& in, const std::vector<uint8_t>& out);
 std::string actionText(int action);
 
 // Common addresses.

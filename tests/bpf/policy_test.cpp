@@ -316,17 +316,19 @@ std::vector<Row> actionRows()
     rows.push_back({"drop_limits",
                     {{tcpPolicy("d", {port(80)}, {pkts(1)}, Action::Drop)}},
                     {admitted(syn4(a), "d"), limited(syn4(a), "d")}});
-    // Reserved actions (reject, respond, redirect) are refused at install
-    // until the data path implements them, and a refused install changes
-    // nothing: the active ruleset still judges the next packet.
-    const std::pair<Action, const char*> reserved[] = {
-        {Action::Reject, "reject"}, {Action::Respond, "respond"}, {Action::Redirect, "redirect"}};
-    for (const auto& [act, name] : reserved)
+    // The reserved action (respond) and actions without what they need
+    // (reject on UDP, redirect without a target) are refused at install,
+    // and a refused install changes nothing: the active ruleset still
+    // judges the next packet. (reject and redirect: actions_test.cpp.)
+    const std::pair<Policy, const char*> refusedPolicies[] = {
+        {tcpPolicy("d", {port(80)}, {pkts(1)}, Action::Respond), "respond"},
+        {udpPolicy("d", {port(80)}, {pkts(1)}, Action::Reject), "reject_udp"},
+        {tcpPolicy("d", {port(80)}, {pkts(1)}, Action::Redirect), "redirect_without_target"}};
+    for (const auto& [pol, name] : refusedPolicies)
         rows.push_back({std::string("reserved_action_") + name + "_refused",
                         {{tcpPolicy("d", {port(80)}, {pkts(1)})}},
                         {admitted(syn4(a), "d"),
-                         refusedInstall({{tcpPolicy("d", {port(80)}, {pkts(1)}, act),
-                                          tcpPolicy("x", {port(81)}, {pkts(1)})},
+                         refusedInstall({{pol, tcpPolicy("x", {port(81)}, {pkts(1)})},
                                          {a + "/32"}, {}}),
                          limited(syn4(a), "d"), passed(syn4(a, 81))}});
     return rows;

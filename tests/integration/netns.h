@@ -150,8 +150,9 @@ private:
 // on every frame its peer transmits; the peer needs nothing for XDP_PASS and
 // XDP_DROP (veth turns on its NAPI receive path when a program is attached).
 // The peer needs an XDP program of its own (or GRO on) only to receive frames
-// that are XDP_REDIRECTed or XDP_TXed into it (ndo_xdp_xmit), which the
-// integration tests do not do yet.
+// that are XDP_REDIRECTed or XDP_TXed into it (ndo_xdp_xmit). On kernel 6.18
+// GRO alone was not enough: actions_test.cpp attaches sluice with no policy
+// (everything passes) to such peers.
 class Testbed {
 public:
     struct Link {

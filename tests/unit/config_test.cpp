@@ -172,6 +172,27 @@ TEST(Config, FullConfigReadsEveryField)
     EXPECT_EQ(c.rules.policies[2], dnsTcp);
 }
 
+TEST(Config, ActionsAndBanAreRead)
+{
+    Config c = parseConfig(std::string("[[policy]]\nname = \"a\"\nproto = \"tcp\"\n") +
+                           "ports = [80]\nconnections = \"5 per minute\"\naction = \"reject\"\n"
+                           "ban_after = \"20 per minute\"\nban = \"10 minutes\"\n"
+                           "[[policy]]\nname = \"b\"\nproto = \"udp\"\nports = [53]\n"
+                           "packets = \"1/second\"\naction = \"redirect\"\nredirect_to = \"scrub0\"\n",
+                           "t.toml");
+    ASSERT_EQ(c.rules.policies.size(), 2U);
+    const Policy& a = c.rules.policies[0];
+    EXPECT_EQ(a.action, Action::Reject);
+    ASSERT_TRUE(a.banAfter.has_value());
+    EXPECT_EQ(*a.banAfter, limit(LimitKind::Packets, 20, kMinute));
+    EXPECT_EQ(a.banNs, 10 * kMinute);
+    const Policy& b = c.rules.policies[1];
+    EXPECT_EQ(b.action, Action::Redirect);
+    EXPECT_EQ(b.redirectTo, "scrub0");
+    EXPECT_FALSE(b.banAfter.has_value());
+    EXPECT_EQ(b.banNs, 0U);
+}
+
 TEST(Config, DenyInsideAllowIsKeptAndAllowWinsWhenCompiled)
 {
     Config c = parseConfig(kFull, "full.toml");
@@ -398,7 +419,7 @@ const std::vector<InvalidCase> kInvalid = {
     {"Ipv6PrefixNegative", kHead + "ports = [80]\npackets = \"1/second\"\nipv6_prefix = -1\n",
      "t.toml:6:15: ", "ipv6_prefix must be 0..128, not -1"},
     {"UnknownAction", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"block\"\n",
-     "t.toml:6:10: ", "action must be \"drop\" or \"monitor\", not 'block'"},
+     "t.toml:6:10: ", "action must be \"drop\", \"reject\", \"redirect\" or \"monitor\", not 'block'"},
 
     // Rate strings: the column points inside the string, at the bad token.
     {"BadRateUnit", kHead + "ports = [80]\npackets = \"5 per fortnight\"\n", "t.toml:5:18: ",
@@ -426,18 +447,27 @@ const std::vector<InvalidCase> kInvalid = {
     // Not supported by this version.
     {"ActionRespond", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"respond\"\n",
      "t.toml:6:10: ", "action 'respond' is not supported by this version of sluice"},
-    {"ActionReject", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"reject\"\n",
-     "t.toml:6:10: ", "action 'reject' is not supported by this version of sluice"},
-    {"ActionRedirect", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"redirect\"\n",
-     "t.toml:6:10: ", "action 'redirect' is not supported by this version of sluice"},
-    {"Ban", kHead + "ports = [80]\npackets = \"1/second\"\nban = \"10 minutes\"\n", "t.toml:6:1: ",
-     "'ban' is not supported by this version of sluice"},
-    {"BanAfter", kHead + "ports = [80]\npackets = \"1/second\"\n  ban_after = \"20 per minute\"\n",
-     "t.toml:6:3: ", "'ban_after' is not supported by this version of sluice"},
+    // Actions and bans: what goes together.
+    {"ActionRejectOnUdp", kHeadUdp + "ports = [53]\npackets = \"1/second\"\naction = \"reject\"\n",
+     "t.toml:6:10: ", "policy 'a': action \"reject\" needs proto \"tcp\""},
+    {"ActionRedirectWithoutTarget", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"redirect\"\n",
+     "t.toml:6:10: ", "policy 'a': action \"redirect\" needs redirect_to"},
+    {"BanWithoutBanAfter", kHead + "ports = [80]\npackets = \"1/second\"\nban = \"10 minutes\"\n", "t.toml:6:7: ",
+     "policy 'a': ban needs ban_after"},
+    {"BanAfterWithoutBan", kHead + "ports = [80]\npackets = \"1/second\"\n  ban_after = \"20 per minute\"\n",
+     "t.toml:6:15: ", "policy 'a': ban_after needs ban"},
+    {"BanAfterTwoRates",
+     kHead + "ports = [80]\npackets = \"1/second\"\nban = \"1m\"\nban_after = \"1/second; 2/minute\"\n",
+     "t.toml:7:13: ", "ban_after takes one rate, not 2"},
+    {"BanBadDuration", kHead + "ports = [80]\npackets = \"1/second\"\nban_after = \"1/second\"\nban = \"ever\"\n",
+     "t.toml:7:", ""},
+    {"BanUnderMonitor",
+     kHead + "ports = [80]\npackets = \"1/second\"\naction = \"monitor\"\nban_after = \"1/second\"\nban = \"1m\"\n",
+     "t.toml:8:7: ", "a ban stops traffic"},
+    {"RedirectToWithoutRedirect", kHead + "ports = [80]\npackets = \"1/second\"\nredirect_to = \"eth1\"\n",
+     "t.toml:6:15: ", "policy 'a': redirect_to is only for action \"redirect\""},
     {"Scope", kHead + "ports = [80]\npackets = \"1/second\"\nscope = \"fleet\"\n", "t.toml:6:1: ",
      "'scope' is not supported by this version of sluice"},
-    {"RedirectTo", kHead + "ports = [80]\npackets = \"1/second\"\nredirect_to = \"eth1\"\n",
-     "t.toml:6:1: ", "'redirect_to' is not supported by this version of sluice"},
     {"Fleet", "[sluice]\ninterfaces = [\"eth0\"]\n\n[fleet]\nnode = \"api-1\"\n", "t.toml:4:1: ",
      "'fleet' is not supported by this version of sluice"},
 

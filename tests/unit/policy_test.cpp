@@ -806,3 +806,83 @@ TEST(Names, DescribeLimit)
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(CompileRuleset, ActionsAndBanCompile)
+{
+    Ruleset r;
+    Policy rej = policy("rej", Proto::Tcp, {port(80)});
+    rej.action = Action::Reject;
+    rej.banAfter = limit(20, kMinute);
+    rej.banNs = 10 * kMinute;
+    Policy red = policy("red", Proto::Udp, {port(53)});
+    red.action = Action::Redirect;
+    red.redirectTo = "scrub0";
+    red.redirectIfindex = 7;
+    r.policies = {rej, red};
+    const CompiledRuleset c = compileRuleset(r, {});
+    ASSERT_EQ(c.policies.size(), 2U);
+    const sluice_policy& a = c.policies[0];
+    EXPECT_EQ(a.action, SLUICE_ACTION_REJECT);
+    EXPECT_EQ(a.ban_ns, 10 * kMinute);
+    EXPECT_EQ(a.ban_after.interval_ns, 3 * kSecond) << "20 per minute: one limited unit every 3 s";
+    EXPECT_EQ(a.ban_after.capacity_ns, kMinute) << "burst 20";
+    EXPECT_EQ(a.ban_after.count, 20U);
+    EXPECT_EQ(a.redirect_ifindex, 0U);
+    const sluice_policy& b = c.policies[1];
+    EXPECT_EQ(b.action, SLUICE_ACTION_REDIRECT);
+    EXPECT_EQ(b.redirect_ifindex, 7U);
+    EXPECT_EQ(b.ban_ns, 0U);
+    EXPECT_EQ(b.ban_after.interval_ns, 0U);
+}
+
+TEST(CompileRuleset, RefusesActionsAndBansThatCannotWork)
+{
+    auto base = [] { return policy("p", Proto::Tcp, {port(80)}); };
+    std::vector<std::pair<const char*, Policy>> cases;
+    Policy p = base();
+    p.action = Action::Respond;
+    cases.push_back({"not supported", p});
+    p = policy("p", Proto::Udp, {port(53)});
+    p.action = Action::Reject;
+    cases.push_back({"needs proto tcp", p});
+    p = base();
+    p.action = Action::Redirect;
+    cases.push_back({"needs redirect_to", p});
+    p = base();
+    p.redirectTo = "eth1";
+    cases.push_back({"only for action redirect", p});
+    p = base();
+    p.banNs = kMinute;
+    cases.push_back({"set both or neither", p});
+    p = base();
+    p.banAfter = limit(1, kSecond);
+    cases.push_back({"set both or neither", p});
+    p = base();
+    p.banAfter = limit(1, kSecond);
+    p.banNs = kMinute;
+    p.action = Action::Monitor;
+    cases.push_back({"monitor", p});
+    p.action = Action::Drop;
+    p.key = KeyMode::Global;
+    cases.push_back({"key", p});
+    p.key = KeyMode::Source;
+    p.banAfter = limit(0, kSecond);
+    cases.push_back({"ban_after", p});
+    p.banAfter = limit(1, kSecond);
+    p.banNs = SLUICE_MAX_SPAN_NS + 1;
+    cases.push_back({"ban is longer", p});
+    for (const auto& [want, pol] : cases) {
+        SCOPED_TRACE(want);
+        Ruleset r;
+        r.policies = {pol};
+        const std::string msg = usageError([&] { compileRuleset(r, {}); });
+        EXPECT_NE(msg.find(want), std::string::npos) << msg;
+        EXPECT_NE(msg.find("policy 'p'"), std::string::npos) << msg;
+    }
+}
+
+}  // namespace
+}  // namespace sluice

@@ -115,7 +115,10 @@ Json toJson(const SourceState& s)
         j["retry_after_ns"] = l.retryAfterNs;
         limits.push_back(j);
     }
-    return Json{{"policy", s.policy}, {"source", s.key.str()}, {"limits", limits}};
+    Json j{{"policy", s.policy}, {"source", s.key.str()}, {"limits", limits}};
+    j["banned"] = s.bannedUntilNs != 0;
+    j["ban_remaining_ns"] = s.banRemainingNs;
+    return j;
 }
 
 std::string policyTable(const Ruleset& r)
@@ -190,6 +193,10 @@ std::vector<std::string> describeChanges(const Ruleset& current, const Ruleset& 
             note("action " + actionName(o.action) + " -> " + actionName(p.action));
         if (o.key != p.key || o.ipv4Prefix != p.ipv4Prefix || o.ipv6Prefix != p.ipv6Prefix)
             note("key or prefixes changed (buckets reset)");
+        if (o.redirectTo != p.redirectTo)
+            note("redirect_to '" + o.redirectTo + "' -> '" + p.redirectTo + "'");
+        if (o.banAfter != p.banAfter || o.banNs != p.banNs)
+            note(std::string("ban ") + (o.banNs ? "changed" : "added") + (p.banNs ? "" : " -> none"));
         out.push_back("~ policy " + p.name + ": " + what);
     }
     for (const auto& p : current.policies)
