@@ -11,6 +11,7 @@ PACKAGES=(
     libgtest-dev libbenchmark-dev nlohmann-json3-dev
     # tests, benchmarks and their peers
     xdp-tools iproute2 nftables iptables python3-scapy tcpdump ethtool
+    prometheus
 )
 
 missing=()

@@ -17,10 +17,15 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
+
+#include <bpf/libbpf.h>
+#include <httplib.h>
 
 #include "config.h"
 #include "error.h"
+#include "metrics.h"
 
 namespace sluice {
 namespace {
@@ -229,6 +234,85 @@ private:
     UniqueFd fd_;
 };
 
+// /metrics on the configured address (DESIGN.md §1), served by cpp-httplib on
+// threads of its own. It must be started after SignalFd has blocked SIGHUP,
+// SIGTERM and SIGINT in the calling thread: its threads inherit that mask, so
+// the signals still reach the signalfd and never a server thread. Each scrape
+// reads the kernel through handles of its own (Datapath::open on the pins),
+// never the daemon's, so it needs no lock beyond daemonStats(). A server that
+// cannot bind is logged and left out: protection matters more than metrics.
+class MetricsServer {
+public:
+    explicit MetricsServer(const std::string& address) : address_(address)
+    {
+        std::string host, port;
+        if (!address.empty() && address.front() == '[') {
+            size_t close = address.find(']');
+            host = address.substr(1, close - 1);
+            port = address.substr(close + 2);
+        } else {
+            size_t colon = address.rfind(':');
+            host = address.substr(0, colon);
+            port = address.substr(colon + 1);
+        }
+        server_.new_task_queue = [] { return new httplib::ThreadPool(2); };
+        server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+            res.set_content(scrape(), kMetricsContentType);
+        });
+        server_.Get("/", [](const httplib::Request&, httplib::Response& res) {
+            res.set_content("sluice: metrics are at /metrics\n", "text/plain");
+        });
+        if (!server_.bind_to_port(host.c_str(), std::stoi(port))) {
+            logLine("cannot serve metrics on " + address + " (" + errnoText(errno) +
+                    "): running without /metrics");
+            return;
+        }
+        thread_ = std::thread([this] { server_.listen_after_bind(); });
+        logLine("serving metrics on http://" + address + "/metrics");
+    }
+
+    ~MetricsServer()
+    {
+        if (thread_.joinable()) {
+            server_.stop();
+            thread_.join();
+        }
+    }
+
+    MetricsServer(const MetricsServer&) = delete;
+    MetricsServer& operator=(const MetricsServer&) = delete;
+
+    const std::string& address() const { return address_; }
+
+private:
+    std::string scrape()
+    {
+        DaemonStats d = daemonStats();
+        MetricsSnapshot s;
+        s.version = sluiceVersion();
+        s.libbpf = libbpf_version_string();
+        s.reloadsOk = d.reloadsOk;
+        s.reloadsFailed = d.reloadsFailed;
+        s.bpfStatsEnabled = bpfStatsEnabled();
+        for (const auto& iface : d.interfaces)
+            collectInterface(iface, s);
+        std::string errors;
+        for (const auto& e : s.errors)
+            errors += (errors.empty() ? "" : "; ") + e;
+        std::lock_guard lock(errorMutex_);
+        if (errors != lastErrors_ && !errors.empty())
+            logLine("metrics: " + errors);
+        lastErrors_ = errors;
+        return renderMetrics(s);
+    }
+
+    std::string address_;
+    httplib::Server server_;
+    std::thread thread_;
+    std::mutex errorMutex_;
+    std::string lastErrors_;  // logged once until they change
+};
+
 class Daemon {
 public:
     Daemon(DaemonOptions options, Config config)
@@ -299,6 +383,9 @@ public:
             if (std::find(next.interfaces.begin(), next.interfaces.end(), iface) ==
                 next.interfaces.end())
                 detach(iface, "no longer in " + next.path);
+        if (next.metrics != config_.metrics)
+            logLine("metrics is now " + next.metrics + ": /metrics stays on " + config_.metrics +
+                    " until the daemon restarts");
         if (next.maxSources != config_.maxSources)
             logLine("max_sources is now " + std::to_string(next.maxSources) +
                     ": interfaces already attached keep their table size until detached");
@@ -475,6 +562,8 @@ int runDaemon(const DaemonOptions& options)
     }
 
     std::optional<Daemon> daemon;
+    // After `signals`: its threads inherit the blocked signals.
+    MetricsServer metrics(config.metrics);
     try {
         ConfigWatch watch(options.configPath);
         daemon.emplace(options, std::move(config));

@@ -44,6 +44,7 @@ constexpr size_t kVerifierTailLines = 20;
 const char* const kMapNames[] = {
     "sluice_config", "sluice_ports", "sluice_policies", "sluice_sources",
     "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
+    "sluice_bans",   "sluice_redirect",
 };
 
 std::string pinDir(const std::string& iface)
@@ -648,8 +649,20 @@ void writeEntries(int fd, const std::vector<Entry>& entries, uint32_t gen)
 
 }  // namespace
 
-void Datapath::install(const Ruleset& rules)
+void Datapath::install(const Ruleset& input)
 {
+    // redirect_to names an interface of this network namespace: resolved
+    // now, so a later rename does not change where the excess goes.
+    Ruleset rules = input;
+    for (auto& p : rules.policies) {
+        if (p.redirectTo.empty())
+            continue;
+        unsigned idx = if_nametoindex(p.redirectTo.c_str());
+        if (!idx)
+            throwUsage("policy '" + p.name + "': redirect_to interface '" + p.redirectTo +
+                       "' does not exist (`ip link show`)");
+        p.redirectIfindex = idx;
+    }
     auto previous = installedPolicies();
     CompiledRuleset compiled = compileRuleset(rules, previous);
 
@@ -658,8 +671,25 @@ void Datapath::install(const Ruleset& rules)
     uint32_t next = active ^ 1;
     waitForReaders();
 
+    // The redirect targets of the inactive generation: old ones out, new
+    // ones in, before any policy of it can point at them.
+    int devFd = impl_->mapFd("sluice_redirect");
+    for (uint32_t slot = 0; slot < SLUICE_MAX_POLICIES; slot++) {
+        if (!impl_->policy(next, slot).redirect_ifindex)
+            continue;
+        uint32_t key = next * SLUICE_MAX_POLICIES + slot;
+        if (int err = bpf_map_delete_elem(devFd, &key); err && err != -ENOENT)
+            throwSys("cannot clear a redirect target", err);
+    }
     for (uint32_t slot = 0; slot < SLUICE_MAX_POLICIES; slot++)
         impl_->policy(next, slot) = sluice_policy{};
+    for (const auto& p : compiled.policies) {
+        if (!p.redirect_ifindex)
+            continue;
+        uint32_t key = next * SLUICE_MAX_POLICIES + p.slot, ifindex = p.redirect_ifindex;
+        if (int err = bpf_map_update_elem(devFd, &key, &ifindex, BPF_ANY))
+            throwSys("cannot set the redirect target of policy '" + std::string(p.name) + "'", err);
+    }
     for (const auto& p : compiled.policies)
         impl_->policy(next, p.slot) = p;
     uint32_t base = sluice_port_key(next, 0, 0);
@@ -712,6 +742,18 @@ Ruleset Datapath::installed() const
         pol.key = static_cast<KeyMode>(p.key_mode);
         pol.ipv4Prefix = p.ipv4_prefix;
         pol.ipv6Prefix = p.ipv6_prefix;
+        if (p.redirect_ifindex) {
+            char name[IF_NAMESIZE] = {};
+            pol.redirectIfindex = p.redirect_ifindex;
+            pol.redirectTo = if_indextoname(p.redirect_ifindex, name)
+                                 ? name
+                                 : "ifindex " + std::to_string(p.redirect_ifindex);
+        }
+        if (p.ban_ns) {
+            pol.banNs = p.ban_ns;
+            pol.banAfter = Limit{LimitKind::Packets, p.ban_after.count, p.ban_after.period_ns,
+                                 p.ban_after.burst};
+        }
         for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++)
             pol.limits.push_back(Limit{static_cast<LimitKind>(p.limits[i].kind), p.limits[i].count,
                                        p.limits[i].period_ns, p.limits[i].burst});
@@ -841,11 +883,21 @@ std::optional<SourceState> Datapath::source(const std::string& policyName, const
         sluice_source_key key = sourceKey(p, addr);
         sluice_source_state st{};
         int err = bpf_map_lookup_elem(impl_->mapFd("sluice_sources"), &key, &st);
-        if (err == -ENOENT)
-            return std::nullopt;
-        if (err)
+        if (err && err != -ENOENT)
             throwSys("cannot read source state", err);
-        return describeSource(p, key, st, nowNs());
+        uint64_t until = 0, now = nowNs();
+        int berr = bpf_map_lookup_elem(impl_->mapFd("sluice_bans"), &key, &until);
+        if (berr && berr != -ENOENT)
+            throwSys("cannot read the ban table", berr);
+        bool banned = !berr && until > now;
+        if (err == -ENOENT && !banned)
+            return std::nullopt;
+        SourceState out = describeSource(p, key, st, now);
+        if (banned) {
+            out.bannedUntilNs = until;
+            out.banRemainingNs = until - now;
+        }
+        return out;
     }
     throwUsage("no policy named '" + policyName + "'");
 }
@@ -862,25 +914,29 @@ size_t Datapath::resetSource(const Address& addr)
         sluice_source_key key = sourceKey(p, addr);
         if (bpf_map_delete_elem(fd, &key) == 0)
             removed++;
+        if (bpf_map_delete_elem(impl_->mapFd("sluice_bans"), &key) == 0)
+            removed++;
     }
     return removed;
 }
 
 size_t Datapath::resetAll()
 {
-    int fd = impl_->mapFd("sluice_sources");
-    std::vector<sluice_source_key> keys;
-    sluice_source_key key{}, next{};
-    int err = bpf_map_get_next_key(fd, nullptr, &next);
-    while (!err) {
-        keys.push_back(next);
-        key = next;
-        err = bpf_map_get_next_key(fd, &key, &next);
-    }
     size_t removed = 0;
-    for (const auto& k : keys)
-        if (bpf_map_delete_elem(fd, &k) == 0)
-            removed++;
+    for (const char* map : {"sluice_sources", "sluice_bans"}) {
+        int fd = impl_->mapFd(map);
+        std::vector<sluice_source_key> keys;
+        sluice_source_key key{}, next{};
+        int err = bpf_map_get_next_key(fd, nullptr, &next);
+        while (!err) {
+            keys.push_back(next);
+            key = next;
+            err = bpf_map_get_next_key(fd, &key, &next);
+        }
+        for (const auto& k : keys)
+            if (bpf_map_delete_elem(fd, &k) == 0)
+                removed++;
+    }
     return removed;
 }
 
@@ -890,6 +946,32 @@ uint32_t Datapath::sourceCapacity() const
     uint32_t len = sizeof(info);
     if (int err = bpf_obj_get_info_by_fd(impl_->mapFd("sluice_sources"), &info, &len))
         throwSys("cannot read the source table's size", err);
+    return info.max_entries;
+}
+
+size_t Datapath::bannedSources() const
+{
+    int fd = impl_->mapFd("sluice_bans");
+    uint64_t now = nowNs();
+    size_t n = 0;
+    sluice_source_key key{}, next{};
+    int err = bpf_map_get_next_key(fd, nullptr, &next);
+    while (!err) {
+        uint64_t until = 0;
+        if (bpf_map_lookup_elem(fd, &next, &until) == 0 && until > now)
+            n++;
+        key = next;
+        err = bpf_map_get_next_key(fd, &key, &next);
+    }
+    return n;
+}
+
+uint32_t Datapath::banCapacity() const
+{
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (int err = bpf_obj_get_info_by_fd(impl_->mapFd("sluice_bans"), &info, &len))
+        throwSys("cannot read the ban table's size", err);
     return info.max_entries;
 }
 
@@ -970,7 +1052,8 @@ std::optional<XdpMode> xdpModeFromName(const std::string& name)
 std::string verdictName(uint32_t verdict)
 {
     static const char* const names[SLUICE_VERDICT_COUNT] = {
-        "passed", "admitted", "limited", "monitored", "allowed", "denied", "malformed", "fragment",
+        "passed", "admitted", "limited",  "monitored",  "allowed", "denied",
+        "malformed", "fragment", "rejected", "redirected", "banned",
     };
     return verdict < SLUICE_VERDICT_COUNT ? names[verdict] : "unknown";
 }

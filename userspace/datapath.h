@@ -51,6 +51,10 @@ struct SourceState {
     std::string policy;
     Address key;  // the masked source the bucket belongs to
     std::vector<LimitState> limits;
+    // A ban in force: when it ends (Datapath::nowNs() clock) and how long
+    // that is from now; 0 when the source is not banned.
+    uint64_t bannedUntilNs = 0;
+    uint64_t banRemainingNs = 0;
 };
 
 std::string verdictName(uint32_t verdict);
@@ -100,11 +104,16 @@ public:
 
     // A source's bucket state under a policy, nullopt if it has none.
     std::optional<SourceState> source(const std::string& policy, const Address& addr) const;
-    // Forget a source's state under every policy; returns entries removed.
+    // Forget a source's state and lift its bans under every policy; returns
+    // entries removed (bucket states and bans).
     size_t resetSource(const Address& addr);
     size_t resetAll();
     size_t trackedSources() const;
     uint32_t sourceCapacity() const;  // the LRU's max_entries
+    // Sources banned now (entries of the ban map not yet expired), and the
+    // ban map's size (SLUICE_MAX_BANS).
+    size_t bannedSources() const;
+    uint32_t banCapacity() const;
     // Every tracked source of the installed policies (for `top`).
     std::vector<SourceState> allSources() const;
     // Interfaces with sluice state pinned under SLUICE_PIN_ROOT.

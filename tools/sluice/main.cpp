@@ -14,6 +14,7 @@
 #include "datapath.h"
 #include "error.h"
 #include "format.h"
+#include "metrics.h"
 #include "rate.h"
 
 namespace sluice::cli {
@@ -279,7 +280,11 @@ void statsCmd(const std::string& iface, bool json, unsigned watchSeconds)
         return;
     }
     std::signal(SIGINT, [](int) { stopWatching = 1; });
+    std::signal(SIGTERM, [](int) { stopWatching = 1; });
     auto before = snapshot();
+    std::cout << "\033[H\033[2J" << "sluice stats: the first rates come in " << watchSeconds
+              << "s (Ctrl-C to stop)\n";
+    std::cout.flush();
     while (!stopWatching) {
         for (unsigned i = 0; i < watchSeconds * 10 && !stopWatching; i++)
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -311,30 +316,122 @@ void statsCmd(const std::string& iface, bool json, unsigned watchSeconds)
     }
 }
 
-void topCmd(const std::string& iface, const std::string& policy, unsigned n, bool json)
+// The heaviest sources now. sluice keeps no per-source packet counters (they
+// would cost every packet a second map write): what it has is each bucket's
+// GCRA theoretical arrival time (TAT). Two batched reads of the table,
+// `interval` apart, show how far each TAT moved (units admitted meanwhile)
+// and whether the bucket is empty now (the next unit would be limited).
+// See README.md "Metrics" for what "heaviest" means.
+struct TopArgs {
+    std::string policy, by = "limited";
+    unsigned n = 20;
+    double interval = 0.5;
+};
+
+std::string percent(double v)
 {
-    Json out = Json::object();
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.0f%%", v * 100);
+    return buf;
+}
+
+std::string units(double v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, v >= 100 || v == 0 ? "%.0f" : "%.1f", v);
+    return buf;
+}
+
+void topCmd(const std::string& iface, const TopArgs& a, bool json)
+{
+    if (a.interval < 0 || a.interval > 60)
+        throwUsage("--interval must be 0..60 seconds");
+    TopOrder order = a.by == "passed" ? TopOrder::Passed : TopOrder::Limited;
+    struct Sample {
+        std::string iface;
+        std::vector<InstalledPolicy> policies;
+        std::vector<SourceEntry> before, after;
+        uint64_t beforeNs = 0, afterNs = 0;
+    };
+    std::vector<Sample> samples;
     for (const auto& name : targets(iface)) {
-        auto sources = Datapath::open(name).allSources();
-        if (!policy.empty())
-            std::erase_if(sources, [&](const SourceState& s) { return s.policy != policy; });
-        // The heaviest sources are the ones whose buckets are emptiest.
-        auto fill = [](const SourceState& s) {
-            double least = 1.0;
-            for (const auto& l : s.limits)
-                least = std::min(least, double(l.remaining) / double(std::max<uint64_t>(1, l.limit.effectiveBurst())));
-            return least;
-        };
-        std::stable_sort(sources.begin(), sources.end(),
-                         [&](const SourceState& a, const SourceState& b) { return fill(a) < fill(b); });
-        if (sources.size() > n)
-            sources.resize(n);
+        Sample s;
+        s.iface = name;
+        s.policies = Datapath::open(name).installedPolicies();
+        if (!a.policy.empty() && std::none_of(s.policies.begin(), s.policies.end(),
+                                              [&](const InstalledPolicy& p) { return p.name == a.policy; }))
+            throwUsage("no policy named '" + a.policy + "' on " + name);
+        samples.push_back(std::move(s));
+    }
+    if (a.interval > 0) {
+        uint64_t start = Datapath::nowNs();
+        for (auto& s : samples) {
+            s.beforeNs = Datapath::nowNs();
+            s.before = readSourceTable(s.iface);
+        }
+        // The second read walks the table in the order the first did, so
+        // each source is seen again one read later: only the rest of the
+        // interval needs waiting (a big table needs no wait at all).
+        double took = double(Datapath::nowNs() - start) / 1e9;
+        if (a.interval > took)
+            std::this_thread::sleep_for(std::chrono::duration<double>(a.interval - took));
+    }
+    for (auto& s : samples) {
+        s.afterNs = Datapath::nowNs();
+        s.after = readSourceTable(s.iface);
+    }
+
+    Json out = Json::object();
+    for (const auto& s : samples) {
+        auto top = rankSources(s.policies, s.before, s.beforeNs, s.after, s.afterNs, order, a.n, a.policy);
+        double span = a.interval > 0 ? double(s.afterNs - s.beforeNs) / 1e9 : 0;
         Json list = Json::array();
-        for (const auto& s : sources)
-            list.push_back(toJson(s));
-        out[name] = list;
-        if (!json)
-            std::cout << name << ":\n" << (sources.empty() ? "no tracked sources\n" : sourceTable(sources));
+        Table t({"POLICY", "SOURCE", "STATE", "LIMIT", "PASSED/S", "OF LIMIT", "REMAINING", "RETRY AFTER",
+                 "TAT AHEAD"});
+        size_t limited = 0;
+        for (const auto& e : top) {
+            limited += e.limited;
+            Json limits = Json::array();
+            for (const auto& l : e.limits) {
+                Json j{{"kind", kindName(l.limit.kind)},
+                       {"limit", describeLimit(l.limit)},
+                       {"remaining", l.remaining},
+                       {"retry_after_ns", l.retryAfterNs},
+                       {"tat_ahead_ns", l.aheadNs}};
+                if (span > 0) {
+                    j["passed_units"] = l.passedUnits;
+                    j["passed_per_second"] = l.passedUnits / span;
+                    j["share_of_limit"] = l.usage;
+                }
+                limits.push_back(j);
+                bool firstRow = &l == &e.limits.front();
+                t.add({firstRow ? e.policy : "", firstRow ? e.source.str() : "",
+                       firstRow ? (e.limited ? "limited" : "ok") : "",
+                       kindName(l.limit.kind) + " " + describeLimit(l.limit),
+                       span > 0 ? units(l.passedUnits / span) : "-", span > 0 ? percent(l.usage) : "-",
+                       std::to_string(l.remaining), l.retryAfterNs ? formatDuration(l.retryAfterNs) : "now",
+                       formatDuration(l.aheadNs)});
+            }
+            list.push_back(Json{{"policy", e.policy},
+                                {"source", e.source.str()},
+                                {"limited", e.limited},
+                                {"fill", e.fill},
+                                {"limits", limits}});
+        }
+        out[s.iface] = Json{{"interval_seconds", span},
+                            {"order", a.by},
+                            {"tracked_sources", s.after.size()},
+                            {"sources", list}};
+        if (!json) {
+            std::cout << s.iface << ": " << s.after.size() << " tracked sources";
+            if (span > 0) {
+                char buf[64];
+                snprintf(buf, sizeof buf, "%.2f", span);
+                std::cout << ", rates over the last " << buf << "s";
+            }
+            std::cout << ", heaviest by " << a.by << "\n"
+                      << (top.empty() ? "no tracked sources\n" : t.str());
+        }
     }
     if (json)
         print(out);
@@ -362,6 +459,11 @@ void inspectCmd(const std::string& iface, const std::string& addrText, bool json
         std::cout << addrText << " has no bucket state on " << iface << ": every limit is full\n";
     else
         std::cout << sourceTable(found);
+    for (const auto& st : found)
+        if (st.bannedUntilNs)
+            std::cout << st.key.str() << " is banned under " << st.policy << " for another "
+                      << formatDuration(st.banRemainingNs) << ": every packet of it there is dropped "
+                      << "(`sluice reset " << iface << " " << addrText << "` lifts the ban)\n";
 }
 
 void resetCmd(const std::string& iface, const std::string& addr, bool all)
@@ -370,7 +472,7 @@ void resetCmd(const std::string& iface, const std::string& addr, bool all)
         throwUsage("give either an ADDRESS or --all");
     Datapath dp = Datapath::open(iface);
     size_t n = all ? dp.resetAll() : dp.resetSource(Address::parse(addr));
-    std::cout << "forgot " << n << " bucket state" << (n == 1 ? "" : "s") << "\n";
+    std::cout << "forgot " << n << " bucket state" << (n == 1 ? "" : "s") << " and bans\n";
 }
 
 // ---- the command line ----------------------------------------------------
@@ -411,6 +513,7 @@ int run(int argc, char** argv)
 
     auto* policy = app.add_subcommand("policy", "List, add or remove live policies");
     policy->require_subcommand(1);
+    policy->footer("Example: sluice policy add --name login --proto tcp --ports 443 --connections \"5 per minute\"");
     auto* policyList = policy->add_subcommand("list", "List the live policies");
     policyList->add_option("--iface", iface, "Interface (default: all)");
     policyList->add_flag("--json", json, "JSON output");
@@ -439,6 +542,7 @@ int run(int argc, char** argv)
     auto listCommands = [&](const char* name, const char* what) {
         auto* cmd = app.add_subcommand(name, what);
         cmd->require_subcommand(1);
+        cmd->footer(std::string("Example: sluice ") + name + " add 192.0.2.0/24 --iface eth0");
         for (const char* verb : {"add", "remove"}) {
             auto* sub = cmd->add_subcommand(verb, std::string(verb) + " a CIDR");
             sub->add_option("CIDR", cidr, "Address or CIDR: 192.0.2.0/24, 2001:db8::/32")->required();
@@ -461,14 +565,18 @@ int run(int argc, char** argv)
     stats->add_option("--watch", watch, "Redraw every SECONDS with per-second rates (Ctrl-C stops)");
     stats->footer("Example: sluice stats eth0 --watch 1");
 
-    std::string topPolicy;
-    unsigned topN = 20;
-    auto* top = app.add_subcommand("top", "The sources closest to (or over) their limits");
+    TopArgs topArgs;
+    auto* top = app.add_subcommand("top", "The heaviest sources now: limited ones first, or by units passed");
     top->add_option("IFACE", iface, "Interface (default: all)");
-    top->add_option("--policy", topPolicy, "Only this policy");
-    top->add_option("-n", topN, "How many (default 20)");
+    top->add_option("--policy", topArgs.policy, "Only this policy");
+    top->add_option("-n", topArgs.n, "How many (default 20)");
+    top->add_option("--by", topArgs.by, "limited (default: sources being limited now first) or passed")
+        ->check(CLI::IsMember({"limited", "passed"}));
+    top->add_option("--interval", topArgs.interval,
+                    "Seconds between the two reads of the table that rates come from (default 0.5; "
+                    "0: one read, bucket state only)");
     top->add_flag("--json", json, "JSON output");
-    top->footer("Example: sluice top eth0 --policy api-default -n 10");
+    top->footer("Example: sluice top eth0 --policy api-default -n 10 --by passed");
 
     std::string address;
     auto* inspect = app.add_subcommand("inspect", "A source's buckets: what remains and when the next unit comes");
@@ -524,7 +632,7 @@ int run(int argc, char** argv)
     } else if (stats->parsed())
         statsCmd(iface, json, watch);
     else if (top->parsed())
-        topCmd(iface, topPolicy, topN, json);
+        topCmd(iface, topArgs, json);
     else if (inspect->parsed())
         inspectCmd(iface, address, json);
     else if (reset->parsed())
