@@ -9,7 +9,11 @@ ARCH_INC   := /usr/include/$(shell $(CC) -dumpmachine)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -Wall -Werror -I$(ARCH_INC) -Ibpf
 CXXFLAGS   ?= -O2 -g
 CXXFLAGS   += -std=c++20 -Wall -Wextra -Werror -MMD -MP -I$(BUILD) -Ibpf -Iuserspace
-LIBS       := -lxdp -lbpf -lelf -lz -lpthread
+# cpp-httplib (the /metrics server) is a shared library in Debian; its
+# defines change the layout of httplib::Request, so they must match it.
+HTTPLIB_CFLAGS := $(shell pkg-config --cflags cpp-httplib 2>/dev/null)
+CXXFLAGS   += $(HTTPLIB_CFLAGS)
+LIBS       := -lxdp -lbpf -lelf -lz -lpthread -lcpp-httplib
 GTEST_LIBS := -lgtest -lpthread
 
 LIB_SRCS   := $(wildcard userspace/*.cpp)
@@ -88,3 +92,59 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- sluice-flood and the benchmarks (tools/flood, tests/bench) ----
+# sluice-flood: a live-frames traffic generator (BPF_PROG_TEST_RUN + XDP_TX).
+# `make bench-quick` (<= 2 min) and `make bench` (~13 min) measure the
+# receiver's CPU ns per packet on a veth pair; `make bench-accuracy` measures
+# admission accuracy and control-plane timings. All need root; none is part
+# of `make test` or CI. BENCHMARKS.md says how to read them.
+FLOOD_SRCS := $(wildcard tools/flood/*.cpp)
+FLOOD_OBJS := $(FLOOD_SRCS:%.cpp=$(BUILD)/obj/%.o)
+FLOOD_LIB  := $(filter-out $(BUILD)/obj/tools/flood/main.o,$(FLOOD_OBJS))
+
+.PHONY: flood test-flood bench bench-quick bench-accuracy
+flood: $(BUILD)/sluice-flood
+
+$(BUILD)/flood.bpf.o: bpf/flood.bpf.c
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/flood.skel.h: $(BUILD)/flood.bpf.o
+	$(BPFTOOL) gen skeleton $< name flood_bpf > $@
+
+$(FLOOD_OBJS) $(BUILD)/obj/tests/bench/flood_test.o: $(BUILD)/flood.skel.h
+
+$(BUILD)/sluice-flood: $(FLOOD_OBJS)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(LIBS)
+
+$(BUILD)/tests/flood_tests: $(BUILD)/obj/tests/bench/flood_test.o $(FLOOD_LIB) \
+                            $(BUILD)/obj/tests/integration/netns.o
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) -lgtest_main $(LIBS)
+
+# sluice-flood's own checks: checksums of every rewrite mode, and 1000 frames
+# across a veth pair counted by a UDP socket (root).
+test-flood: $(BUILD)/tests/flood_tests $(BUILD)/sluice-flood
+	tests/run.sh $<
+
+$(BUILD)/bench-stubs.bpf.o: tests/bench/stubs.bpf.c
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+BENCH_DEPS := $(BUILD)/sluice-flood $(BUILD)/sluice $(BUILD)/bench-stubs.bpf.o
+
+bench-quick: $(BENCH_DEPS)
+	tests/bench/run.sh --quick
+
+bench: $(BENCH_DEPS)
+	tests/bench/run.sh
+
+$(BUILD)/tests/accuracy_bench: $(BUILD)/obj/tests/bench/accuracy_bench.o $(BUILD)/obj/tests/bpf/packet.o \
+                               $(BUILD)/obj/tools/flood/park.o $(BUILD)/libsluice.a
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(LIBS)
+
+bench-accuracy: $(BUILD)/tests/accuracy_bench
+	@mkdir -p $(BUILD)/bench
+	$< --json $(BUILD)/bench/accuracy.json --markdown BENCHMARKS.md
