@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "unique_fd.h"
 #include "metrics.h"
 
 namespace sluice {
@@ -99,32 +100,6 @@ std::string describe(const AttachInfo& info)
                               : "a single program, no libxdp dispatcher";
     return xdpModeName(info.mode) + " mode; " + how;
 }
-
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) : fd_(fd) {}
-    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    UniqueFd& operator=(UniqueFd&& o) noexcept
-    {
-        if (this != &o) {
-            reset();
-            fd_ = std::exchange(o.fd_, -1);
-        }
-        return *this;
-    }
-    ~UniqueFd() { reset(); }
-    int get() const { return fd_; }
-    void reset()
-    {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
 
 // SIGHUP, SIGTERM and SIGINT as readable events. They are blocked first, so
 // one that arrives while the daemon starts waits for the loop instead of

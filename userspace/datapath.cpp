@@ -27,6 +27,7 @@
 #include <xdp/libxdp.h>
 
 #include "error.h"
+#include "unique_fd.h"
 #include "sluice.skel.h"
 
 extern "C" {
@@ -53,32 +54,6 @@ std::string pinDir(const std::string& iface)
 }
 
 // ---- RAII holders -------------------------------------------------------
-
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    Fd& operator=(Fd&& o) noexcept
-    {
-        if (this != &o) {
-            reset();
-            fd_ = std::exchange(o.fd_, -1);
-        }
-        return *this;
-    }
-    ~Fd() { reset(); }
-    int get() const { return fd_; }
-    void reset()
-    {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
 
 class Mapping {
 public:
@@ -312,7 +287,7 @@ public:
     {
         if (dir.empty())
             return;
-        fd_ = Fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        fd_ = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (fd_.get() < 0)
             throwSys("cannot open " + dir, errno);
         if (::flock(fd_.get(), LOCK_EX))
@@ -320,7 +295,7 @@ public:
     }
 
 private:
-    Fd fd_;
+    UniqueFd fd_;
 };
 
 // Waits until no packet can still be judged by the generation that was
@@ -345,8 +320,8 @@ struct Datapath::Impl {
     AttachInfo info;
     SkelPtr skel;          // present when this process loaded the program
     XdpProgramPtr xdpProg;  // present when this process attached it
-    Fd progPin;            // program fd when opened from pins
-    std::map<std::string, Fd> pinnedMaps;  // map fds when opened from pins
+    UniqueFd progPin;            // program fd when opened from pins
+    std::map<std::string, UniqueFd> pinnedMaps;  // map fds when opened from pins
     Mapping config, ports, policies;
     int ncpus = 0;
 
@@ -531,10 +506,10 @@ Datapath Datapath::open(const std::string& iface)
         int fd = bpf_obj_get(path.c_str());
         if (fd < 0)
             throwSys("cannot open pinned map " + path, fd);
-        impl->pinnedMaps.emplace(name, Fd(fd));
+        impl->pinnedMaps.emplace(name, UniqueFd(fd));
     }
     int pfd = bpf_obj_get((dir + "/" + kProgPin).c_str());
-    impl->progPin = Fd(pfd < 0 ? -1 : pfd);
+    impl->progPin = UniqueFd(pfd < 0 ? -1 : pfd);
     if (unsigned idx = if_nametoindex(iface.c_str())) {
         auto attached = queryAttached(static_cast<int>(idx));
         impl->info = attached.info;
