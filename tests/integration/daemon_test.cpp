@@ -31,6 +31,7 @@
 
 #include "datapath.h"
 #include "netns.h"
+#include "process.h"
 
 using namespace slit;
 using sluice::Address;
@@ -125,69 +126,7 @@ uint64_t remainingOf(const Datapath& dp, const std::string& policy, const std::s
     return st->limits[0].remaining;
 }
 
-// `sluice run ...` in a namespace, stdout and stderr appended to a log file.
-// Killed (SIGKILL) and reaped on destruction if still running, and by the
-// kernel if this test process dies first.
-class DaemonProcess {
-public:
-    DaemonProcess(const Netns& ns, const std::vector<std::string>& args, const std::string& log) {
-        std::string nsenter = pathExists("/usr/bin/nsenter") ? "/usr/bin/nsenter" : "/bin/nsenter";
-        std::vector<std::string> argv = {nsenter, "--net=" + ns.path(), sluiceBinary()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        std::vector<char*> cargv;
-        for (auto& a : argv)
-            cargv.push_back(a.data());
-        cargv.push_back(nullptr);
-        pid_ = fork();
-        if (pid_ == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            int in = open("/dev/null", O_RDONLY);
-            int out = open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600);
-            if (in < 0 || out < 0)
-                _exit(126);
-            dup2(in, 0);
-            dup2(out, 1);
-            dup2(out, 2);
-            execv(cargv[0], cargv.data());
-            _exit(127);
-        }
-        if (pid_ < 0)
-            throw std::runtime_error("fork failed");
-    }
-    ~DaemonProcess() {
-        if (!status_) {
-            kill(pid_, SIGKILL);
-            int st;
-            while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-            }
-        }
-    }
-    DaemonProcess(const DaemonProcess&) = delete;
-    DaemonProcess& operator=(const DaemonProcess&) = delete;
-
-    void signal(int sig) const { kill(pid_, sig); }
-
-    // The exit status (-1: killed by a signal), or nullopt if it is still
-    // running after `limit`.
-    std::optional<int> wait(Millis limit = kWait) {
-        const int64_t end = monoNs() + int64_t(limit.count()) * 1'000'000;
-        while (!status_) {
-            int st;
-            pid_t r = waitpid(pid_, &st, WNOHANG);
-            if (r == pid_)
-                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-            else if (monoNs() > end)
-                return std::nullopt;
-            else
-                std::this_thread::sleep_for(Millis(10));
-        }
-        return status_;
-    }
-
-private:
-    pid_t pid_ = -1;
-    std::optional<int> status_;
-};
+using DaemonProcess = ChildProcess;
 
 class DaemonTest : public ::testing::Test {
 protected:
@@ -258,7 +197,8 @@ protected:
     DaemonProcess& launch(const std::vector<std::string>& extra = {}) {
         std::vector<std::string> args = {"run", "--config", config_};
         args.insert(args.end(), extra.begin(), extra.end());
-        daemon_.emplace(receiver(), args, log_);
+        args.insert(args.begin(), sluiceBinary());
+        daemon_.emplace(&receiver(), args, log_);
         return *daemon_;
     }
 

@@ -36,6 +36,7 @@
 
 #include "datapath.h"
 #include "netns.h"
+#include "process.h"
 
 using namespace slit;
 using sluice::Datapath;
@@ -96,67 +97,7 @@ void writeFile(const std::string& path, const std::string& text) {
 
 std::string nsenter() { return pathExists("/usr/bin/nsenter") ? "/usr/bin/nsenter" : "/bin/nsenter"; }
 
-// A command in a namespace (or not, ns == nullptr), output appended to a
-// log; SIGKILLed and reaped on destruction if still running.
-class Process {
-public:
-    Process(const Netns* ns, const std::vector<std::string>& args, const std::string& log) {
-        std::vector<std::string> argv;
-        if (ns)
-            argv = {nsenter(), "--net=" + ns->path()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        std::vector<char*> cargv;
-        for (auto& a : argv)
-            cargv.push_back(a.data());
-        cargv.push_back(nullptr);
-        pid_ = fork();
-        if (pid_ == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            int in = open("/dev/null", O_RDONLY);
-            int out = open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600);
-            if (in < 0 || out < 0)
-                _exit(126);
-            dup2(in, 0);
-            dup2(out, 1);
-            dup2(out, 2);
-            execvp(cargv[0], cargv.data());
-            _exit(127);
-        }
-        if (pid_ < 0)
-            throw std::runtime_error("fork failed");
-    }
-    ~Process() {
-        if (!status_) {
-            kill(pid_, SIGKILL);
-            int st;
-            while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-            }
-        }
-    }
-    Process(const Process&) = delete;
-    Process& operator=(const Process&) = delete;
-
-    void signal(int sig) const { kill(pid_, sig); }
-
-    std::optional<int> wait(Millis limit = kWait) {
-        const int64_t end = monoNs() + int64_t(limit.count()) * 1'000'000;
-        while (!status_) {
-            int st;
-            pid_t r = waitpid(pid_, &st, WNOHANG);
-            if (r == pid_)
-                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-            else if (monoNs() > end)
-                return std::nullopt;
-            else
-                std::this_thread::sleep_for(Millis(10));
-        }
-        return status_;
-    }
-
-private:
-    pid_t pid_ = -1;
-    std::optional<int> status_;
-};
+using Process = ChildProcess;
 
 std::string urlEncode(const std::string& s) {
     std::string out;
