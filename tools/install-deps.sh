@@ -11,7 +11,9 @@ PACKAGES=(
     libgtest-dev libbenchmark-dev nlohmann-json3-dev
     # tests, benchmarks and their peers
     xdp-tools iproute2 nftables iptables python3-scapy tcpdump ethtool
-    prometheus
+    prometheus curl wrk redis-server
+    # the real API of the scenario tests (Debian's python, /usr/bin/python3)
+    gunicorn python3-flask python3-flask-limiter
 )
 
 missing=()
