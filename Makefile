@@ -13,7 +13,7 @@ CXXFLAGS   += -std=c++20 -Wall -Wextra -Werror -MMD -MP -I$(BUILD) -Ibpf -Iusers
 # defines change the layout of httplib::Request, so they must match it.
 HTTPLIB_CFLAGS := $(shell pkg-config --cflags cpp-httplib 2>/dev/null)
 CXXFLAGS   += $(HTTPLIB_CFLAGS)
-LIBS       := -lxdp -lbpf -lelf -lz -lpthread -lcpp-httplib
+LIBS       := -lxdp -lbpf -lelf -lz -lpthread -lcpp-httplib -lhiredis
 GTEST_LIBS := -lgtest -lpthread
 
 LIB_SRCS   := $(wildcard userspace/*.cpp)

@@ -61,6 +61,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_bans SEC(".maps");
 
+/* Fleet scope (docs/fleet.md): units admitted per source, read by the fleet
+ * sync; userspace sizes it at load time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_MAX_FLEET_SOURCES);
+	__type(key, struct sluice_source_key);
+	__type(value, struct sluice_fleet_units);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_fleet_units SEC(".maps");
+
+/* Fleet scope: sources over their fleet limit, value = over-until ns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_MAX_FLEET_OVER);
+	__type(key, struct sluice_source_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_fleet_over SEC(".maps");
+
 /* Action redirect: the target interface of each policy slot, per generation. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP);
@@ -181,6 +200,47 @@ source_state(const struct sluice_source_key *key)
 	return bpf_map_lookup_elem(&sluice_sources, key);
 }
 
+/* Fleet scope: the sync wrote an over-until for this source. An expired
+ * entry is removed on sight. Race: the sync may rewrite the entry between the
+ * read and the delete; the rewrite is then lost for at most one sync
+ * interval, which the overshoot bound of docs/fleet.md already covers. */
+static __always_inline int fleet_over(const struct sluice_source_key *key,
+				      __u64 now)
+{
+	__u64 *until = bpf_map_lookup_elem(&sluice_fleet_over, key);
+
+	if (!until)
+		return 0;
+	if (*until > now)
+		return 1;
+	bpf_map_delete_elem(&sluice_fleet_over, key);
+	return 0;
+}
+
+/* Fleet scope: add the units this packet was admitted for to the source's
+ * running totals, which the fleet sync reads. Several CPUs add to one entry:
+ * the additions are atomic. A failed insert (LRU under pressure) loses this
+ * packet's units for the fleet only; the local limits still held it. */
+static __always_inline void fleet_count(const struct sluice_source_key *key,
+					const __u64 units[SLUICE_MAX_LIMITS])
+{
+	struct sluice_fleet_units zero = {}, *fu;
+	int i;
+
+	fu = bpf_map_lookup_elem(&sluice_fleet_units, key);
+	if (!fu) {
+		/* NOEXIST: two CPUs inserting one new source share an entry. */
+		bpf_map_update_elem(&sluice_fleet_units, key, &zero,
+				    BPF_NOEXIST);
+		fu = bpf_map_lookup_elem(&sluice_fleet_units, key);
+		if (!fu)
+			return;
+	}
+	for (i = 0; i < SLUICE_MAX_LIMITS; i++)
+		if (units[i])
+			__sync_fetch_and_add(&fu->units[i], units[i]);
+}
+
 /*
  * Charge a packet to its source's buckets under policy p. Returns 1 when
  * every limit admits it. Every charge reads the clock and the shared state:
@@ -192,7 +252,7 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 					 __u32 len,
 					 struct sluice_source_state **stp)
 {
-	__u64 units[SLUICE_MAX_LIMITS];
+	__u64 units[SLUICE_MAX_LIMITS], now;
 	struct sluice_source_state *st;
 	struct sluice_source_key key;
 
@@ -209,8 +269,18 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		 * legitimate packet is worse than one unit over the limit. */
 		return 1;
 	}
-	return gcra_charge_units(st, p, units, bpf_ktime_get_ns()) ==
-	       SLUICE_ADMIT;
+	if (p->scope != SLUICE_SCOPE_FLEET)
+		return gcra_charge_units(st, p, units, bpf_ktime_get_ns()) ==
+		       SLUICE_ADMIT;
+	now = bpf_ktime_get_ns();
+	/* Over the fleet limit: refused before the local buckets, which
+	 * keep their units for when the fleet admits the source again. */
+	if (fleet_over(&key, now))
+		return 0;
+	if (gcra_charge_units(st, p, units, now) != SLUICE_ADMIT)
+		return 0;
+	fleet_count(&key, units);
+	return 1;
 }
 
 /* A source is banned under p until the ns stored in sluice_bans. An expired

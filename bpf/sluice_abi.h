@@ -32,6 +32,11 @@
 /* Banned sources tracked at once (map sluice_bans, LRU: when it is full the
  * ban that was touched least recently is forgotten first). */
 #define SLUICE_MAX_BANS			65536
+/* Fleet-scope sources whose admitted units a node counts for the fleet sync
+ * (map sluice_fleet_units, LRU); userspace sizes it min(max_sources, this). */
+#define SLUICE_MAX_FLEET_SOURCES	262144
+/* Sources over their fleet limit at once (map sluice_fleet_over, LRU). */
+#define SLUICE_MAX_FLEET_OVER		65536
 /* In-flight fragmented datagrams tracked (first fragment -> later ones). */
 #define SLUICE_MAX_FRAGMENTS		65536
 /* Entries per allow/deny trie (both generations together). */
@@ -63,6 +68,12 @@ enum sluice_action {
 enum sluice_key_mode {
 	SLUICE_KEY_SOURCE = 0,		/* one bucket set per masked source */
 	SLUICE_KEY_GLOBAL = 1,		/* one bucket set for the whole policy */
+};
+
+/* sluice_policy.scope: where a policy's per-source limits apply. */
+enum sluice_scope {
+	SLUICE_SCOPE_HOST = 0,		/* this host's buckets only */
+	SLUICE_SCOPE_FLEET = 1,		/* also the fleet total (docs/fleet.md) */
 };
 
 enum sluice_verdict {
@@ -126,7 +137,8 @@ struct sluice_policy {
 	__u8 ipv6_prefix;		/* source prefix, 0..128 (for display) */
 	__u8 nlimits;			/* limits[0..nlimits) are valid */
 	__u8 proto;			/* IPPROTO_TCP or IPPROTO_UDP */
-	__u16 pad;
+	__u8 scope;			/* enum sluice_scope */
+	__u8 pad;
 	__u32 redirect_ifindex;		/* SLUICE_ACTION_REDIRECT: the target, also
 					 * in sluice_redirect (for display) */
 	/* The prefixes as masks over the IPv4-mapped or IPv6 address, network
@@ -165,6 +177,19 @@ struct sluice_source_state {
 
 /* Map sluice_bans: LRU hash, SLUICE_MAX_BANS entries, key = the source's
  * struct sluice_source_key, value = __u64 banned-until (bpf_ktime_get_ns). */
+
+/* Map sluice_fleet_units: LRU hash, key = the source's struct
+ * sluice_source_key, only for policies of scope fleet. Units each limit of
+ * the policy admitted, counted up by the data path and never reset: the
+ * fleet sync (userspace/fleet.cpp) sends the difference since its last read. */
+struct sluice_fleet_units {
+	__u64 units[SLUICE_MAX_LIMITS];
+};
+
+/* Map sluice_fleet_over: LRU hash, SLUICE_MAX_FLEET_OVER entries, key = the
+ * source's struct sluice_source_key, value = __u64 over-the-fleet-limit-until
+ * (bpf_ktime_get_ns), written by the fleet sync. Until then every packet of
+ * the source that a limit charges is over the limit on this node. */
 
 /* Map sluice_redirect: DEVMAP, key = gen * SLUICE_MAX_POLICIES + slot, value =
  * the ifindex of the policy's redirect_to (only for action redirect). */

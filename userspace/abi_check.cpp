@@ -28,6 +28,8 @@ static_assert(offsetof(sluice_policy, slot) == 48);
 static_assert(offsetof(sluice_policy, state_tag) == 52);
 static_assert(offsetof(sluice_policy, action) == 56);
 static_assert(offsetof(sluice_policy, nlimits) == 60);
+static_assert(offsetof(sluice_policy, proto) == 61);
+static_assert(offsetof(sluice_policy, scope) == 62);
 static_assert(offsetof(sluice_policy, mask4) == 68);
 static_assert(offsetof(sluice_policy, mask6) == 84);
 static_assert(offsetof(sluice_policy, limits) == 104);
@@ -39,6 +41,10 @@ static_assert(sizeof(sluice_source_key) == 20);
 static_assert(offsetof(sluice_source_key, addr) == 4);
 static_assert(sizeof(sluice_source_state) == 8 * SLUICE_MAX_LIMITS + 8);
 static_assert(offsetof(sluice_source_state, ban_tat_ns) == 8 * SLUICE_MAX_LIMITS);
+
+static_assert(sizeof(sluice_fleet_units) == 8 * SLUICE_MAX_LIMITS);
+static_assert(SLUICE_SCOPE_HOST == 0 && SLUICE_SCOPE_FLEET == 1);
+static_assert(SLUICE_MAX_FLEET_OVER <= SLUICE_MAX_FLEET_SOURCES);
 
 static_assert(sizeof(sluice_lpm4_key) == 12);
 static_assert(offsetof(sluice_lpm4_key, addr) == 8);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -30,6 +31,9 @@ constexpr int64_t kMaxSources = 2147483647;  // 2^31 - 1
 const std::vector<std::string_view> kRootKeys = {"sluice", "allow", "deny", "policy", "fleet"};
 const std::vector<std::string_view> kSluiceKeys = {"interfaces", "metrics", "max_sources"};
 const std::vector<std::string_view> kListKeys = {"cidr", "comment"};
+const std::vector<std::string_view> kFleetKeys = {"redis", "node", "sync_interval"};
+// Node names go into a Redis client name and log lines: no spaces.
+constexpr size_t kMaxNodeName = 64;
 const std::vector<std::string_view> kPolicyKeys = {
     "name",   "proto", "ports",       "connections", "packets",   "bytes",
     "key",    "ipv4_prefix", "ipv6_prefix", "action", "ban_after", "ban",
@@ -37,7 +41,7 @@ const std::vector<std::string_view> kPolicyKeys = {
 };
 // In DESIGN.md's schema, but the data path cannot do them yet: a config that
 // uses them must fail rather than silently run without them.
-const std::set<std::string_view> kUnsupportedKeys = {"fleet", "scope"};
+const std::set<std::string_view> kUnsupportedKeys = {};
 
 bool before(const Pos& a, const Pos& b)
 {
@@ -111,6 +115,7 @@ struct PolicySource {
     std::vector<Pos> portItems;  // one per Policy::ports entry
     std::array<std::optional<Pos>, 3> limitText;  // per LimitKind - 1: the rate string's first character
     std::array<size_t, 3> limitCount{};
+    std::optional<Pos> scope;
 };
 
 class Parser {
@@ -142,10 +147,16 @@ public:
                 readList(k == "allow" ? config.rules.allow : config.rules.deny, k, *node);
             else if (k == "policy")
                 readPolicies(config.rules.policies, *node);
+            else if (k == "fleet")
+                readFleet(config, *node);
             else
                 rejectKey(*key, *node, "at the top level", kRootKeys);
         }
 
+        for (size_t i = 0; i < config.rules.policies.size(); i++)
+            if (config.rules.policies[i].scope == Scope::Fleet && !config.fleet)
+                fail(*sources_[i].scope, "policy '" + config.rules.policies[i].name +
+                                             "': scope \"fleet\" needs a [fleet] section (redis, node)");
         try {
             compileRuleset(config.rules, {});
         } catch (const Error& e) {
@@ -329,6 +340,64 @@ private:
         }
     }
 
+    void readFleet(Config& config, const toml::node& node)
+    {
+        const auto* table = node.as_table();
+        if (!table)
+            fail(node.source().begin, "fleet must be a table: write [fleet]");
+        FleetConfig fleet;
+        bool hasRedis = false, hasNode = false;
+        for (const auto& [key, value] : inSourceOrder(*table)) {
+            std::string_view k = key->str();
+            const Pos& at = value->source().begin;
+            if (k == "redis") {
+                const auto& list = needArray(*value, "redis (a list of redis:// URLs)");
+                if (list.empty())
+                    fail(at, "redis must list at least one redis:// URL");
+                for (const auto& item : list) {
+                    const auto* s = item.as_string();
+                    if (!s)
+                        fail(item.source().begin, "redis must hold redis:// URLs (strings)");
+                    RedisEndpoint ep;
+                    try {
+                        ep = parseRedisUrl(s->get());
+                    } catch (const Error& e) {
+                        fail(item.source().begin, e.what());
+                    }
+                    for (const auto& other : fleet.redis)
+                        if (other.host == ep.host && other.port == ep.port && other.db == ep.db)
+                            fail(item.source().begin, "redis " + ep.str() + " is listed twice");
+                    fleet.redis.push_back(ep);
+                }
+                hasRedis = true;
+            } else if (k == "node") {
+                fleet.node = needString(*value, "node (this host's name in the fleet)");
+                bool valid = !fleet.node.empty() && fleet.node.size() <= kMaxNodeName &&
+                             std::all_of(fleet.node.begin(), fleet.node.end(), [](char c) {
+                                 return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                                        c == '_' || c == '.';
+                             });
+                if (!valid)
+                    fail(at, "node must be 1.." + std::to_string(kMaxNodeName) +
+                                 " letters, digits, '-', '_' or '.', not '" + fleet.node + "'");
+                hasNode = true;
+            } else if (k == "sync_interval") {
+                const std::string& text =
+                    needString(*value, "sync_interval (a duration such as \"100ms\")");
+                fleet.syncIntervalNs = parseDurationNs(text, stringContent(*value));
+                if (fleet.syncIntervalNs < kMinSyncIntervalNs || fleet.syncIntervalNs > kMaxSyncIntervalNs)
+                    fail(at, "sync_interval must be 10ms..1 minute, not '" + text + "'");
+            } else {
+                rejectKey(*key, *value, "in [fleet]", kFleetKeys);
+            }
+        }
+        if (!hasRedis)
+            fail(table->source().begin, "[fleet] needs redis (a list of redis:// URLs)");
+        if (!hasNode)
+            fail(table->source().begin, "[fleet] needs node (this host's name in the fleet)");
+        config.fleet = std::move(fleet);
+    }
+
     // "host:port" where host is an IP literal ([...] for IPv6) or localhost:
     // the metrics server binds it, so a name that needs DNS is not accepted.
     void checkMetricsAddress(const std::string& address, const toml::node& node) const
@@ -477,6 +546,15 @@ private:
                     needString(*value, "ban (a duration such as \"10 minutes\")");
                 p.banNs = parseDurationNs(text, stringContent(*value));
                 banAt = at;
+            } else if (k == "scope") {
+                const std::string& scope = needString(*value, "scope");
+                if (scope == "host")
+                    p.scope = Scope::Host;
+                else if (scope == "fleet")
+                    p.scope = Scope::Fleet;
+                else
+                    fail(at, "scope must be \"host\" or \"fleet\", not '" + scope + "'");
+                src.scope = at;
             } else if (k == "redirect_to") {
                 p.redirectTo = needString(*value, "redirect_to (an interface name)");
                 if (p.redirectTo.empty() || p.redirectTo.size() >= 16 ||

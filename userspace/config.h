@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "fleet.h"
 #include "policy.h"
 
 namespace sluice {
@@ -19,6 +21,7 @@ struct Config {
     std::string metrics = kDefaultMetricsAddress;
     uint32_t maxSources = SLUICE_DEFAULT_MAX_SOURCES;
     Ruleset rules;                         // [[policy]], [[allow]], [[deny]]
+    std::optional<FleetConfig> fleet;      // [fleet]: for policies with scope = "fleet"
 };
 
 // Reads and validates FILE completely (including compileRuleset's checks),

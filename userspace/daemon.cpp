@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "fleet.h"
 #include "unique_fd.h"
 #include "metrics.h"
 
@@ -269,6 +270,8 @@ private:
         s.reloadsOk = d.reloadsOk;
         s.reloadsFailed = d.reloadsFailed;
         s.bpfStatsEnabled = bpfStatsEnabled();
+        if (FleetStats f = fleetStats(); f.enabled)
+            s.fleet = std::move(f);
         for (const auto& iface : d.interfaces)
             collectInterface(iface, s);
         std::string errors;
@@ -311,6 +314,7 @@ public:
         }
         publish();
         logLine("running with " + config_.path + ": " + describe(config_));
+        syncFleet();
     }
 
     // Applies the config file as it is now. A config that does not load, or
@@ -368,12 +372,14 @@ public:
         updateStats([](DaemonStats& s) { s.reloadsOk++; });
         publish();
         logLine("reloaded " + config_.path + ": " + describe(config_));
+        syncFleet();
     }
 
     // On SIGTERM/SIGINT. Returns the exit code.
     int stop(int sig)
     {
         std::string why = std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
+        fleet_.reset();
         if (options_.keepOnExit) {
             logLine(why + ": leaving sluice attached to " + joined(config_.interfaces) +
                     " (--keep-on-exit): protection continues, the next start adopts it");
@@ -392,6 +398,7 @@ public:
     // When the loop itself fails: leave protection in place for the restart.
     void abandon(const std::string& error)
     {
+        fleet_.reset();
         logLine(error + "; leaving sluice attached to " + joined(config_.interfaces) +
                 " (a restart adopts it)");
         managed_.clear();
@@ -463,6 +470,24 @@ private:
         logLine("reload failed, keeping the running config: " + error);
     }
 
+    // The fleet sync follows the config: started, restarted when [fleet]
+    // changed, stopped when it is gone; told which interfaces to read.
+    void syncFleet()
+    {
+        if (!config_.fleet) {
+            if (fleet_)
+                logLine("fleet: no [fleet] section any more: sync stopped, fleet policies use local limits");
+            fleet_.reset();
+            return;
+        }
+        if (fleet_ && fleet_->config() == *config_.fleet) {
+            fleet_->setInterfaces(config_.interfaces);
+            return;
+        }
+        fleet_.reset();
+        fleet_ = std::make_unique<FleetSync>(*config_.fleet, config_.interfaces);
+    }
+
     void publish()
     {
         updateStats([&](DaemonStats& s) { s.interfaces = config_.interfaces; });
@@ -471,6 +496,7 @@ private:
     DaemonOptions options_;
     Config config_;
     std::map<std::string, Datapath> managed_;
+    std::unique_ptr<FleetSync> fleet_;  // while the config has [fleet]
 };
 
 // Until SIGTERM/SIGINT: reloads on SIGHUP at once, and on a file change once

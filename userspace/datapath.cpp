@@ -45,7 +45,7 @@ constexpr size_t kVerifierTailLines = 20;
 const char* const kMapNames[] = {
     "sluice_config", "sluice_ports", "sluice_policies", "sluice_sources",
     "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
-    "sluice_bans",   "sluice_redirect",
+    "sluice_bans",   "sluice_redirect", "sluice_fleet_units", "sluice_fleet_over",
 };
 
 std::string pinDir(const std::string& iface)
@@ -376,6 +376,14 @@ int Datapath::progFd() const
     return impl_->progPin.get();
 }
 
+int Datapath::mapFd(const std::string& name) const
+{
+    int fd = impl_->mapFd(name.c_str());
+    if (fd < 0)
+        throwRuntime("the sluice program has no map " + name);
+    return fd;
+}
+
 void ensureBpffs()
 {
     struct statfs fs;
@@ -398,6 +406,11 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
     int err = bpf_map__set_max_entries(skel->maps.sluice_sources, maxSources);
     if (err)
         throwSys("cannot size the source table", err);
+    // A fleet source is also a tracked source: no more can be active.
+    err = bpf_map__set_max_entries(skel->maps.sluice_fleet_units,
+                                   std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES));
+    if (err)
+        throwSys("cannot size the fleet source table", err);
     return skel;
 }
 
@@ -583,6 +596,7 @@ std::vector<InstalledPolicy> Datapath::installedPolicies() const
         ip.ipv4Prefix = p.ipv4_prefix;
         ip.ipv6Prefix = p.ipv6_prefix;
         ip.key = static_cast<KeyMode>(p.key_mode);
+        ip.scope = static_cast<Scope>(p.scope);
         for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++)
             ip.limits.push_back(Limit{static_cast<LimitKind>(p.limits[i].kind), p.limits[i].count,
                                       p.limits[i].period_ns, p.limits[i].burst});
@@ -717,6 +731,7 @@ Ruleset Datapath::installed() const
         pol.key = static_cast<KeyMode>(p.key_mode);
         pol.ipv4Prefix = p.ipv4_prefix;
         pol.ipv6Prefix = p.ipv6_prefix;
+        pol.scope = static_cast<Scope>(p.scope);
         if (p.redirect_ifindex) {
             char name[IF_NAMESIZE] = {};
             pol.redirectIfindex = p.redirect_ifindex;
@@ -891,6 +906,9 @@ size_t Datapath::resetSource(const Address& addr)
             removed++;
         if (bpf_map_delete_elem(impl_->mapFd("sluice_bans"), &key) == 0)
             removed++;
+        // Fleet state is not counted: it goes with the bucket state.
+        bpf_map_delete_elem(impl_->mapFd("sluice_fleet_over"), &key);
+        bpf_map_delete_elem(impl_->mapFd("sluice_fleet_units"), &key);
     }
     return removed;
 }
@@ -898,7 +916,9 @@ size_t Datapath::resetSource(const Address& addr)
 size_t Datapath::resetAll()
 {
     size_t removed = 0;
-    for (const char* map : {"sluice_sources", "sluice_bans"}) {
+    // The fleet maps go with the bucket state; only the first two count.
+    for (const char* map : {"sluice_sources", "sluice_bans", "sluice_fleet_over", "sluice_fleet_units"}) {
+        bool counted = std::string(map) == "sluice_sources" || std::string(map) == "sluice_bans";
         int fd = impl_->mapFd(map);
         std::vector<sluice_source_key> keys;
         sluice_source_key key{}, next{};
@@ -909,7 +929,7 @@ size_t Datapath::resetAll()
             err = bpf_map_get_next_key(fd, &key, &next);
         }
         for (const auto& k : keys)
-            if (bpf_map_delete_elem(fd, &k) == 0)
+            if (bpf_map_delete_elem(fd, &k) == 0 && counted)
                 removed++;
     }
     return removed;

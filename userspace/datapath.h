@@ -92,6 +92,9 @@ public:
     const std::string& iface() const;
     const AttachInfo& attachInfo() const;
     int progFd() const;  // -1 when opened from pins without the program
+    // A map of the program by name (e.g. "sluice_fleet_units"); throws if
+    // there is none. The fd stays owned by this Datapath.
+    int mapFd(const std::string& name) const;
 
     // Validates and compiles `rules`, writes the inactive generation, then
     // flips to it. On any error nothing visible to the data path changes.

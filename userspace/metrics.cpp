@@ -89,6 +89,56 @@ std::string seconds(uint64_t ns)
     return buf;
 }
 
+// Fleet sync health (docs/fleet.md), while `sluice run` has a [fleet].
+void renderFleet(Exposition& e, const FleetStats& f)
+{
+    const std::vector<std::pair<std::string, std::string>> node = {{"node", f.node}};
+    e.family("sluice_fleet_syncs_total", "counter", "Fleet sync rounds run by this node.");
+    e.sample("sluice_fleet_syncs_total", node, integer(f.syncs));
+    e.family("sluice_fleet_sync_duration_seconds", "histogram",
+             "Time one fleet sync round takes: read the unit counters, one pipelined round trip per "
+             "Redis shard, write the over-limit entries.");
+    for (size_t b = 0; b < FleetStats::kBucketCount; b++) {
+        char le[32];
+        snprintf(le, sizeof le, "%g", FleetStats::kBuckets[b]);
+        e.sample("sluice_fleet_sync_duration_seconds_bucket", {{"node", f.node}, {"le", le}},
+                 integer(f.durationBuckets[b]));
+    }
+    e.sample("sluice_fleet_sync_duration_seconds_bucket", {{"node", f.node}, {"le", "+Inf"}},
+             integer(f.durationCount));
+    char sum[64];
+    snprintf(sum, sizeof sum, "%.9f", f.durationSum);
+    e.sample("sluice_fleet_sync_duration_seconds_sum", node, sum);
+    e.sample("sluice_fleet_sync_duration_seconds_count", node, integer(f.durationCount));
+    e.family("sluice_fleet_sync_errors_total", "counter",
+             "Fleet sync round trips to a Redis shard that failed (connect, timeout, error reply).");
+    for (const auto& sh : f.shards)
+        e.sample("sluice_fleet_sync_errors_total", {{"node", f.node}, {"redis", sh.redis}}, integer(sh.errors));
+    e.family("sluice_fleet_redis_up", "gauge",
+             "1 while the Redis shard answered the last sync round; 0 while its sources fall back to "
+             "local limits.");
+    for (const auto& sh : f.shards)
+        e.sample("sluice_fleet_redis_up", {{"node", f.node}, {"redis", sh.redis}}, sh.up ? "1" : "0");
+    e.family("sluice_fleet_fallback", "gauge",
+             "1 while some Redis shard is unreachable and its sources are held to local limits only.");
+    e.sample("sluice_fleet_fallback", node, f.fallback ? "1" : "0");
+    e.family("sluice_fleet_fallbacks_total", "counter",
+             "Times a Redis shard went from reachable to unreachable.");
+    e.sample("sluice_fleet_fallbacks_total", node, integer(f.fallbacks));
+    e.family("sluice_fleet_sources_synced", "gauge",
+             "(limit, source) pairs with new units sent to Redis in the last sync round.");
+    e.sample("sluice_fleet_sources_synced", node, integer(f.sourcesSynced));
+    e.family("sluice_fleet_sources_synced_total", "counter",
+             "(limit, source) pairs sent to Redis over all sync rounds.");
+    e.sample("sluice_fleet_sources_synced_total", node, integer(f.sourcesSyncedTotal));
+    e.family("sluice_fleet_sources_over", "gauge",
+             "Sources the last sync round found over a fleet limit (marked on this node).");
+    e.sample("sluice_fleet_sources_over", node, integer(f.sourcesOver));
+    e.family("sluice_fleet_nodes", "gauge",
+             "Nodes that synced with the first Redis shard in the last 10 seconds (this one included).");
+    e.sample("sluice_fleet_nodes", node, integer(f.nodes));
+}
+
 }  // namespace
 
 std::string renderMetrics(const MetricsSnapshot& s)
@@ -168,6 +218,9 @@ std::string renderMetrics(const MetricsSnapshot& s)
             if (i.prog)
                 e.sample("sluice_xdp_runs_total", {{"interface", i.iface}}, integer(i.prog->runCount));
     }
+
+    if (s.fleet)
+        renderFleet(e, *s.fleet);
 
     e.family("sluice_scrape_errors", "gauge", "Reads of kernel state that failed while serving this scrape.");
     e.sample("sluice_scrape_errors", {}, integer(s.errors.size()));

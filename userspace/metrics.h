@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "datapath.h"
+#include "fleet.h"
 
 namespace sluice {
 
@@ -43,6 +44,7 @@ struct MetricsSnapshot {
     uint64_t reloadsFailed = 0;
     std::optional<bool> bpfStatsEnabled;  // kernel.bpf_stats_enabled
     std::vector<InterfaceMetrics> interfaces;
+    std::optional<FleetStats> fleet;  // while `sluice run` syncs a [fleet]
     std::vector<std::string> errors;  // what could not be read (counted, and logged)
 };
 

@@ -307,6 +307,7 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
         kp.ipv4_prefix = p.ipv4Prefix;
         kp.ipv6_prefix = p.ipv6Prefix;
         kp.proto = static_cast<uint8_t>(p.proto);
+        kp.scope = static_cast<uint8_t>(p.scope);
         kp.nlimits = static_cast<uint8_t>(p.limits.size());
         for (size_t i = 0; i < p.limits.size(); i++) {
             try {
@@ -463,6 +464,11 @@ std::optional<Action> actionFromName(const std::string& name)
 std::string protoName(Proto proto)
 {
     return proto == Proto::Tcp ? "tcp" : "udp";
+}
+
+std::string scopeName(Scope scope)
+{
+    return scope == Scope::Fleet ? "fleet" : "host";
 }
 
 std::string describeLimit(const Limit& limit)

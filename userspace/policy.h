@@ -49,6 +49,10 @@ enum class KeyMode : uint8_t { Source = SLUICE_KEY_SOURCE, Global = SLUICE_KEY_G
 
 enum class Proto : uint8_t { Tcp = 6, Udp = 17 };
 
+// Host: this host's buckets only. Fleet: also the fleet-wide total, shared
+// through Redis by `sluice run` (docs/fleet.md).
+enum class Scope : uint8_t { Host = SLUICE_SCOPE_HOST, Fleet = SLUICE_SCOPE_FLEET };
+
 struct PortRange {
     uint16_t first = 0;
     uint16_t last = 0;
@@ -72,6 +76,7 @@ struct Policy {
     // over-limit packet); one it refuses bans the source for banNs.
     std::optional<Limit> banAfter;
     uint64_t banNs = 0;
+    Scope scope = Scope::Host;
     // The same policy: redirectIfindex is left out, it is derived from
     // redirectTo (a config's policy and the installed one compare equal).
     bool operator==(const Policy& o) const
@@ -79,7 +84,7 @@ struct Policy {
         return name == o.name && proto == o.proto && ports == o.ports && limits == o.limits &&
                action == o.action && key == o.key && ipv4Prefix == o.ipv4Prefix &&
                ipv6Prefix == o.ipv6Prefix && redirectTo == o.redirectTo && banAfter == o.banAfter &&
-               banNs == o.banNs;
+               banNs == o.banNs && scope == o.scope;
     }
 };
 
@@ -121,6 +126,7 @@ struct InstalledPolicy {
     uint8_t ipv4Prefix = 0;
     uint8_t ipv6Prefix = 0;
     KeyMode key = KeyMode::Source;
+    Scope scope = Scope::Host;
 };
 
 struct LpmEntry4 {
@@ -162,6 +168,7 @@ std::string kindName(LimitKind kind);
 std::string actionName(Action action);
 std::optional<Action> actionFromName(const std::string& name);
 std::string protoName(Proto proto);
+std::string scopeName(Scope scope);
 // "5 per 1 minute burst 5" style, for display.
 std::string describeLimit(const Limit& limit);
 

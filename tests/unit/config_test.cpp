@@ -274,6 +274,43 @@ TEST(Config, ExampleApiTomlLoads)
     EXPECT_EQ(c.rules.deny.size(), 2U);
 }
 
+TEST(Config, ExampleFleetTomlLoads)
+{
+    Config c = loadConfig(sourceRoot() + "/examples/fleet.toml");
+    ASSERT_TRUE(c.fleet.has_value());
+    ASSERT_EQ(c.fleet->redis.size(), 2U);
+    EXPECT_EQ(c.fleet->redis[0].host, "10.1.0.5");
+    EXPECT_EQ(c.fleet->redis[0].port, 6379);
+    EXPECT_EQ(c.fleet->redis[0].password, "secret");
+    EXPECT_EQ(c.fleet->redis[1].str(), "10.1.0.6:6379");
+    EXPECT_EQ(c.fleet->node, "api-1");
+    EXPECT_EQ(c.fleet->syncIntervalNs, 100'000'000U);
+    ASSERT_EQ(c.rules.policies.size(), 2U);
+    EXPECT_EQ(c.rules.policies[0].scope, Scope::Fleet);
+    EXPECT_EQ(c.rules.policies[1].scope, Scope::Host);
+}
+
+TEST(Config, FleetDefaultsAndScope)
+{
+    Config c = parseConfig("[fleet]\nredis = [\"redis://[::1]:7000/2\"]\nnode = \"n.1_a-b\"\n\n"
+                           "[[policy]]\nname = \"a\"\nproto = \"udp\"\nports = [53]\n"
+                           "packets = \"5/second\"\nscope = \"fleet\"\n",
+                           "t.toml");
+    ASSERT_TRUE(c.fleet.has_value());
+    EXPECT_EQ(c.fleet->syncIntervalNs, kDefaultSyncIntervalNs);
+    EXPECT_EQ(c.fleet->redis[0].host, "::1");
+    EXPECT_EQ(c.fleet->redis[0].port, 7000);
+    EXPECT_EQ(c.fleet->redis[0].db, 2U);
+    EXPECT_EQ(c.fleet->redis[0].str(), "[::1]:7000");
+    EXPECT_EQ(c.rules.policies[0].scope, Scope::Fleet);
+    // Without [fleet] and scope, nothing changes: host scope.
+    Config plain = parseConfig("[[policy]]\nname = \"a\"\nproto = \"udp\"\nports = [53]\n"
+                               "packets = \"5/second\"\n",
+                               "t.toml");
+    EXPECT_FALSE(plain.fleet.has_value());
+    EXPECT_EQ(plain.rules.policies[0].scope, Scope::Host);
+}
+
 TEST(Config, LoadNamesTheFileInErrors)
 {
     TempFile f("[sluice]\nmax_sources = 0\n");
@@ -466,10 +503,33 @@ const std::vector<InvalidCase> kInvalid = {
      "t.toml:8:7: ", "a ban stops traffic"},
     {"RedirectToWithoutRedirect", kHead + "ports = [80]\npackets = \"1/second\"\nredirect_to = \"eth1\"\n",
      "t.toml:6:15: ", "policy 'a': redirect_to is only for action \"redirect\""},
-    {"Scope", kHead + "ports = [80]\npackets = \"1/second\"\nscope = \"fleet\"\n", "t.toml:6:1: ",
-     "'scope' is not supported by this version of sluice"},
-    {"Fleet", "[sluice]\ninterfaces = [\"eth0\"]\n\n[fleet]\nnode = \"api-1\"\n", "t.toml:4:1: ",
-     "'fleet' is not supported by this version of sluice"},
+    // Fleet scope and the [fleet] section (docs/fleet.md).
+    {"ScopeFleetWithoutFleetSection", kHead + "ports = [80]\npackets = \"1/second\"\nscope = \"fleet\"\n",
+     "t.toml:6:9: ", "policy 'a': scope \"fleet\" needs a [fleet] section"},
+    {"ScopeUnknown", kHead + "ports = [80]\npackets = \"1/second\"\nscope = \"world\"\n", "t.toml:6:9: ",
+     "scope must be \"host\" or \"fleet\", not 'world'"},
+    {"FleetWithoutRedis", "[sluice]\ninterfaces = [\"eth0\"]\n\n[fleet]\nnode = \"api-1\"\n", "t.toml:4:1: ",
+     "[fleet] needs redis"},
+    {"FleetWithoutNode", "[fleet]\nredis = [\"redis://127.0.0.1\"]\n", "t.toml:1:1: ", "[fleet] needs node"},
+    {"FleetBadNode", "[fleet]\nredis = [\"redis://127.0.0.1\"]\nnode = \"api 1\"\n", "t.toml:3:8: ",
+     "node must be 1..64 letters, digits"},
+    {"FleetRedisNotUrl", "[fleet]\nnode = \"a\"\nredis = [\"10.0.0.5:6379\"]\n", "t.toml:3:10: ",
+     "must start with redis://"},
+    {"FleetRedisBadPort", "[fleet]\nnode = \"a\"\nredis = [\"redis://:pw@10.0.0.5:70000\"]\n",
+     "t.toml:3:10: ", "redis URL 'redis://***@10.0.0.5:70000': the port must be 1..65535"},
+    {"FleetRedisPasswordWithoutColon", "[fleet]\nnode = \"a\"\nredis = [\"redis://secret@10.0.0.5\"]\n",
+     "t.toml:3:10: ", "write the password after a colon"},
+    {"FleetRedisTwice",
+     "[fleet]\nnode = \"a\"\nredis = [\"redis://10.0.0.5\", \"redis://10.0.0.5:6379\"]\n", "t.toml:3:30: ",
+     "redis 10.0.0.5:6379 is listed twice"},
+    {"FleetRedisEmpty", "[fleet]\nnode = \"a\"\nredis = []\n", "t.toml:3:9: ", "at least one"},
+    {"FleetRedisBareIpv6", "[fleet]\nnode = \"a\"\nredis = [\"redis://::1\"]\n", "t.toml:3:10: ",
+     "an IPv6 address needs brackets"},
+    {"FleetSyncIntervalTooShort",
+     "[fleet]\nnode = \"a\"\nredis = [\"redis://[::1]\"]\nsync_interval = \"1ms\"\n", "t.toml:4:17: ",
+     "sync_interval must be 10ms..1 minute, not '1ms'"},
+    {"FleetUnknownKey", "[fleet]\nnode = \"a\"\nredis = [\"redis://[::1]\"]\nsync_intervall = \"1s\"\n",
+     "t.toml:4:1: ", "unknown key 'sync_intervall' in [fleet] (did you mean 'sync_interval'?)"},
 
     // Missing keys point at the [[policy]] header.
     {"MissingName", "\n[[policy]]\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",

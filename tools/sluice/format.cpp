@@ -83,7 +83,8 @@ Json toJson(const Policy& p)
                 {"action", actionName(p.action)},
                 {"key", p.key == KeyMode::Global ? "global" : "source"},
                 {"ipv4_prefix", p.ipv4Prefix},
-                {"ipv6_prefix", p.ipv6Prefix}};
+                {"ipv6_prefix", p.ipv6Prefix},
+                {"scope", scopeName(p.scope)}};
 }
 
 Json toJson(const Ruleset& r)
@@ -193,6 +194,8 @@ std::vector<std::string> describeChanges(const Ruleset& current, const Ruleset& 
             note("action " + actionName(o.action) + " -> " + actionName(p.action));
         if (o.key != p.key || o.ipv4Prefix != p.ipv4Prefix || o.ipv6Prefix != p.ipv6Prefix)
             note("key or prefixes changed (buckets reset)");
+        if (o.scope != p.scope)
+            note("scope " + scopeName(o.scope) + " -> " + scopeName(p.scope));
         if (o.redirectTo != p.redirectTo)
             note("redirect_to '" + o.redirectTo + "' -> '" + p.redirectTo + "'");
         if (o.banAfter != p.banAfter || o.banNs != p.banNs)
