@@ -253,6 +253,8 @@ constexpr uint64_t kKeyMarginMs = 5000;
 constexpr const char* kNodesKey = "sluice:nodes";
 // A node that has not synced for this long is no longer counted.
 constexpr uint64_t kNodeTimeoutMs = 10000;
+// How long after its last unit on this node a source is still asked about.
+constexpr uint64_t kRecentNs = 2'000'000'000;
 // A shard that failed is retried at most this often.
 constexpr int64_t kRetryNs = 1'000'000'000;
 
@@ -378,8 +380,13 @@ struct FleetEngine::Impl {
         std::string lastError;
     };
     std::vector<Shard> shards;
-    // Per interface and source: the units last sent (or baselined).
-    std::unordered_map<std::string, std::array<uint64_t, SLUICE_MAX_LIMITS>> sent;
+    // Per interface and source: the units last sent (or baselined), and
+    // when the source last had new units here (0: not since the baseline).
+    struct Tracked {
+        std::array<uint64_t, SLUICE_MAX_LIMITS> units{};
+        uint64_t activeNs = 0;
+    };
+    std::unordered_map<std::string, Tracked> sent;
     uint64_t fallbacks = 0;
     uint64_t nodes = 0;
     uint64_t syncs = 0, errors = 0, sourcesSyncedTotal = 0;
@@ -468,7 +475,7 @@ void FleetEngine::baseline(const std::vector<FleetTarget>& targets)
         for (const auto& [key, units] : readUnits(t.unitsFd)) {
             std::array<uint64_t, SLUICE_MAX_LIMITS> a{};
             std::copy(std::begin(units.units), std::end(units.units), a.begin());
-            impl_->sent[trackerKey(t.iface, key)] = a;
+            impl_->sent[trackerKey(t.iface, key)] = Impl::Tracked{a, 0};
         }
 }
 
@@ -484,7 +491,11 @@ FleetRound FleetEngine::round(const std::vector<FleetTarget>& targets, bool publ
     // 1. What each source was admitted since the last round, per limit,
     // summed over the interfaces.
     std::map<std::string, Item> items;  // by key base
-    std::unordered_map<std::string, std::array<uint64_t, SLUICE_MAX_LIMITS>> seenTrackers;
+    std::unordered_map<std::string, Impl::Tracked> seenTrackers;
+    // A source that had units here recently is asked about even without new
+    // ones: units other nodes admit then reach this node's verdict within a
+    // round, not only after its own next unit.
+    const uint64_t recentNs = std::max<uint64_t>(kRecentNs, 2 * config_.syncIntervalNs);
     for (size_t ti = 0; ti < targets.size(); ti++) {
         const FleetTarget& t = targets[ti];
         std::unordered_map<uint32_t, const InstalledPolicy*> byTag;
@@ -499,18 +510,25 @@ FleetRound FleetEngine::round(const std::vector<FleetTarget>& targets, bool publ
             std::string tk = trackerKey(t.iface, key);
             std::array<uint64_t, SLUICE_MAX_LIMITS> now{};
             std::copy(std::begin(units.units), std::end(units.units), now.begin());
-            auto sit = im.sent.find(tk);
-            std::array<uint64_t, SLUICE_MAX_LIMITS> before{};
-            if (sit != im.sent.end())
+            Impl::Tracked before;
+            if (auto sit = im.sent.find(tk); sit != im.sent.end())
                 before = sit->second;
-            seenTrackers[tk] = before;
-            Address source = addressOf(key);
-            for (unsigned li = 0; li < p.limits.size() && li < SLUICE_MAX_LIMITS; li++) {
+            std::array<uint64_t, SLUICE_MAX_LIMITS> delta{};
+            bool any = false;
+            for (unsigned li = 0; li < SLUICE_MAX_LIMITS; li++) {
                 // A counter below what was sent: its entry was evicted and
                 // made again since; all it holds is new.
-                uint64_t delta = now[li] >= before[li] ? now[li] - before[li] : now[li];
-                if (!delta)
-                    continue;
+                delta[li] = now[li] >= before.units[li] ? now[li] - before.units[li] : now[li];
+                any = any || delta[li];
+            }
+            if (any)
+                before.activeNs = nowMono;
+            seenTrackers[tk] = before;
+            bool recent = before.activeNs && nowMono - before.activeNs <= recentNs;
+            if (!recent)
+                continue;
+            Address source = addressOf(key);
+            for (unsigned li = 0; li < p.limits.size() && li < SLUICE_MAX_LIMITS; li++) {
                 std::string base = fleetKeyBase(p.name, p.limits[li], source);
                 Item& it = items[base];
                 if (it.base.empty()) {
@@ -519,9 +537,10 @@ FleetRound FleetEngine::round(const std::vector<FleetTarget>& targets, bool publ
                     it.limit = p.limits[li];
                     it.source = source;
                 }
-                it.delta += delta;
+                it.delta += delta[li];
                 it.seen.emplace_back(ti, key);
-                it.commits.push_back({tk, {li, now[li]}});
+                if (delta[li])
+                    it.commits.push_back({tk, {li, now[li]}});
             }
         }
     }
@@ -676,7 +695,7 @@ FleetRound FleetEngine::round(const std::vector<FleetTarget>& targets, bool publ
         for (Item* it : byShard[si]) {
             out.items++;
             for (const auto& [tk, lv] : it->commits)
-                im.sent[tk][lv.first] = lv.second;
+                im.sent[tk].units[lv.first] = lv.second;
             uint64_t until = fleetOverUntilNs(it->limit.count, it->limit.periodNs, nowReal, it->current,
                                               it->previous);
             if (!until)

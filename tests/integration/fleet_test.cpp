@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// Fleet-wide limits (docs/fleet.md) with three real nodes and one real Redis:
+// three server namespaces, each running `sluice run` with the same [fleet]
+// section, and a redis-server in a namespace of its own that every node
+// reaches at one address (198.19.0.1, routed over a veth per node). Each
+// node has its own client namespace; all three give the client the same
+// source address (198.18.1.10), as a load balancer that keeps client
+// addresses would: the fleet sees one client spread over three nodes.
+//
+// The policy is "connections = 12 per hour", action drop (a refused connect
+// times out after 200 ms), scope fleet, sync_interval 100ms. The local bucket
+// hardly refills during a test, so without the fleet each node admits 12 of
+// a source's connections (36 in all). With the fleet, the documented bound
+// is the limit plus what the client gets through while the nodes' view is
+// stale (docs/fleet.md): 12 + R x S for a client at R connections per second.
+// The test paces the client and takes S = 1.5 s, far more than 2 x 100 ms,
+// so that a loaded machine does not fail it, yet below what local limits
+// alone would let through.
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "datapath.h"
+#include "netns.h"
+#include "process.h"
+
+using namespace slit;
+
+namespace {
+
+constexpr int kNodes = 3;
+constexpr uint16_t kPort = 7100;
+constexpr uint16_t kRedisPort = 6390;
+constexpr uint16_t kMetricsPort = 9470;
+constexpr const char* kRedisAddr = "198.19.0.1";
+constexpr const char* kRedisPassword = "fleet-test-pw";
+constexpr int kLimit = 12;
+// Staleness the assertions allow (documented bound: 2 x sync_interval + RTT).
+constexpr double kStaleSeconds = 1.5;
+constexpr Millis kWait(8000);
+constexpr Millis kConnectTimeout(200);
+
+bool pathExists(const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0;
+}
+
+std::string pinDirOf(const std::string& iface) { return std::string(SLUICE_PIN_ROOT) + "/" + iface; }
+
+// The value of one series in a Prometheus exposition, -1 if absent.
+double metricValue(const std::string& body, const std::string& series) {
+    size_t at = 0;
+    while ((at = body.find(series + " ", at)) != std::string::npos) {
+        if (at == 0 || body[at - 1] == '\n')
+            return std::stod(body.substr(at + series.size() + 1));
+        at++;
+    }
+    return -1;
+}
+
+struct Node {
+    std::unique_ptr<Testbed> bed;
+    Testbed::Link* link = nullptr;
+    std::string iface, config, log;
+    std::optional<ChildProcess> daemon;
+    std::string name;
+};
+
+class FleetTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (access(builtSluice().c_str(), X_OK) != 0)
+            GTEST_SKIP() << builtSluice() << " is not built";
+        if (!pathExists("/usr/bin/redis-server"))
+            GTEST_SKIP() << "redis-server is not installed (tools/install-deps.sh)";
+        char tmpl[] = "/tmp/sluice-fleet-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        redisLog_ = dir_ + "/redis.log";
+        redisNs_ = std::make_unique<Netns>();
+        redisNs_->ip({"addr", "add", std::string(kRedisAddr) + "/32", "dev", "lo"});
+        for (int i = 0; i < kNodes; i++) {
+            Node& n = nodes_[i];
+            n.bed = std::make_unique<Testbed>();
+            n.link = &n.bed->addClient(3, 0);
+            n.iface = n.link->receiverIf;
+            n.name = "node-" + std::to_string(i + 1);
+            n.config = dir_ + "/" + n.name + ".toml";
+            n.log = dir_ + "/" + n.name + ".log";
+            registerPinDir(pinDirOf(n.iface));
+            // The node's link to Redis: 198.19.(i+1).2 here, .1 on Redis's side.
+            const std::string here = uniqueName('f'), there = uniqueName('g');
+            const std::string net = "198.19." + std::to_string(i + 1) + ".";
+            Netns& s = n.bed->receiver();
+            s.ip({"link", "add", here, "type", "veth", "peer", "name", there, "netns", redisNs_->name()});
+            s.ip({"addr", "add", net + "2/24", "dev", here});
+            redisNs_->ip({"addr", "add", net + "1/24", "dev", there});
+            s.ip({"link", "set", here, "up"});
+            redisNs_->ip({"link", "set", there, "up"});
+            s.ip({"route", "add", std::string(kRedisAddr) + "/32", "via", net + "1"});
+            writeConfig(n);
+        }
+        source_ = nodes_[0].link->client4[0];
+        for (const auto& n : nodes_)
+            ASSERT_EQ(n.link->client4[0], source_) << "every node must see the client at one address";
+    }
+
+    void TearDown() override {
+        if (HasFailure()) {
+            for (const auto& n : nodes_)
+                if (!n.log.empty())
+                    std::fprintf(stderr, "[slit] %s log:\n%s", n.name.c_str(), fileText(n.log).c_str());
+            if (!redisLog_.empty())
+                std::fprintf(stderr, "[slit] redis log (tail):\n%s", tail(fileText(redisLog_)).c_str());
+        }
+    }
+
+    ~FleetTest() override {
+        for (auto& n : nodes_) {
+            n.daemon.reset();
+            if (n.iface.empty())
+                continue;
+            try {
+                if (xdpAttached(n.bed->receiver(), n.iface) || pathExists(pinDirOf(n.iface)))
+                    n.bed->receiver().run([&] { sluice::Datapath::detach(n.iface); });
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "[slit] cleanup: detach %s: %s\n", n.iface.c_str(), e.what());
+            }
+            if (pathExists(pinDirOf(n.iface)))
+                runCmd({"rm", "-rf", pinDirOf(n.iface)});
+            unregisterPinDir(pinDirOf(n.iface));
+        }
+        rmdir(SLUICE_PIN_ROOT);
+        redis_.reset();
+        if (!dir_.empty())
+            runCmd({"rm", "-rf", dir_});
+    }
+
+    static std::string tail(const std::string& text) {
+        return text.size() > 2000 ? text.substr(text.size() - 2000) : text;
+    }
+
+    void writeConfig(const Node& n) {
+        std::string text = "[sluice]\ninterfaces = [\"" + n.iface +
+                           "\"]\nmax_sources = 4096\nmetrics = \"127.0.0.1:" + std::to_string(kMetricsPort) +
+                           "\"\n\n[fleet]\nredis = [\"redis://:" + kRedisPassword + "@" + kRedisAddr + ":" +
+                           std::to_string(kRedisPort) + "\"]\nnode = \"" + n.name +
+                           "\"\nsync_interval = \"100ms\"\n\n[[policy]]\nname = \"heavy\"\nproto = \"tcp\"\n"
+                           "ports = [" + std::to_string(kPort) + "]\nconnections = \"" + std::to_string(kLimit) +
+                           " per hour\"\naction = \"drop\"\nscope = \"fleet\"\n";
+        FILE* f = fopen(n.config.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        fputs(text.c_str(), f);
+        fclose(f);
+    }
+
+    ::testing::AssertionResult startRedis() {
+        size_t from = fileText(redisLog_).size();
+        redis_.emplace(redisNs_.get(),
+                       std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(kRedisPort),
+                                                "--bind", kRedisAddr, "--requirepass", kRedisPassword,
+                                                "--save", "", "--appendonly", "no", "--dir", dir_,
+                                                "--daemonize", "no", "--protected-mode", "no"},
+                       redisLog_);
+        if (waitFor([&] { return fileText(redisLog_).find("Ready to accept connections", from) != std::string::npos; }))
+            return ::testing::AssertionSuccess();
+        return ::testing::AssertionFailure() << "redis-server did not start; log:\n" << tail(fileText(redisLog_));
+    }
+
+    void stopRedis() {
+        redis_->signal(SIGTERM);
+        auto st = redis_->wait(kWait);
+        EXPECT_TRUE(st.has_value()) << "redis-server still running after SIGTERM";
+        redis_.reset();
+    }
+
+    template <class F>
+    static bool waitFor(F cond, Millis limit = kWait) {
+        const int64_t end = monoNs() + int64_t(limit.count()) * 1'000'000;
+        do {
+            if (cond())
+                return true;
+            std::this_thread::sleep_for(Millis(25));
+        } while (monoNs() < end);
+        return false;
+    }
+
+    bool logHas(const Node& n, const std::string& needle, size_t from = 0) const {
+        std::string text = fileText(n.log);
+        return text.size() > from && text.find(needle, from) != std::string::npos;
+    }
+
+    ::testing::AssertionResult startNode(Node& n) {
+        size_t from = fileText(n.log).size();
+        n.daemon.emplace(&n.bed->receiver(), std::vector<std::string>{builtSluice(), "run", "--config", n.config},
+                         n.log);
+        if (!waitFor([&] { return logHas(n, "sluice: running with " + n.config, from); }))
+            return ::testing::AssertionFailure() << n.name << " did not start; log:\n" << fileText(n.log);
+        if (!waitFor([&] { return logHas(n, "is up: fleet limits apply", from); }))
+            return ::testing::AssertionFailure() << n.name << " did not reach Redis; log:\n" << fileText(n.log);
+        return ::testing::AssertionSuccess();
+    }
+
+    ::testing::AssertionResult startFleet() {
+        if (auto r = startRedis(); !r)
+            return r;
+        for (auto& n : nodes_)
+            if (auto r = startNode(n); !r)
+                return r;
+        return ::testing::AssertionSuccess();
+    }
+
+    std::string metrics(const Node& n) {
+        return n.bed->receiver().run([&] {
+            httplib::Client c("127.0.0.1", kMetricsPort);
+            c.set_connection_timeout(2);
+            c.set_read_timeout(5);
+            auto res = c.Get("/metrics");
+            return res && res->status == 200 ? res->body : std::string();
+        });
+    }
+
+    double metric(const Node& n, const std::string& series) { return metricValue(metrics(n), series); }
+
+    std::string nodeLabel(const Node& n) const { return "{node=\"" + n.name + "\"}"; }
+
+    // One connect from `src` to node i; true if it connected. A refused
+    // SYN is dropped: the connect gives up after kConnectTimeout.
+    bool connectTo(int i, const std::string& src) {
+        Node& n = nodes_[i];
+        return tcpConnects(*n.link->client, src, n.link->receiver4, kPort, 1, kConnectTimeout) == 1;
+    }
+
+    // `perNode` connects to each node, `rate` per second in all, the nodes
+    // interleaved (one thread per node, each at rate / 3, offset by a third
+    // of its gap), so a refused connect waiting out its timeout on one node
+    // does not hold up the others. Returns how many connected; per node in
+    // *each if given.
+    int spread(const std::string& src, int perNode, double rate, std::array<int, kNodes>* each = nullptr) {
+        std::array<int, kNodes> got{};
+        const auto gap = std::chrono::microseconds(static_cast<int64_t>(1e6 * kNodes / rate));
+        const auto start = std::chrono::steady_clock::now();
+        std::vector<std::thread> threads;
+        for (int i = 0; i < kNodes; i++)
+            threads.emplace_back([&, i] {
+                auto next = start + gap * i / kNodes;
+                for (int k = 0; k < perNode; k++) {
+                    std::this_thread::sleep_until(next);
+                    next += gap;
+                    got[i] += connectTo(i, src) ? 1 : 0;
+                }
+            });
+        for (auto& t : threads)
+            t.join();
+        if (each)
+            *each = got;
+        return got[0] + got[1] + got[2];
+    }
+
+    // Listeners on every node (the accepted connections are closed at once).
+    void listen() {
+        for (auto& n : nodes_)
+            servers_.push_back(std::make_unique<TcpCounter>(n.bed->receiver(), n.link->receiver4, kPort));
+    }
+
+    std::string dir_, redisLog_, source_;
+    std::unique_ptr<Netns> redisNs_;
+    std::array<Node, kNodes> nodes_;
+    std::optional<ChildProcess> redis_;
+    std::vector<std::unique_ptr<TcpCounter>> servers_;
+};
+
+}  // namespace
+
+TEST_F(FleetTest, AClientSpreadOverThreeNodesIsHeldToTheFleetLimit) {
+    ASSERT_TRUE(startFleet());
+    listen();
+    constexpr double kRate = 10;
+    std::array<int, kNodes> each{};
+    int admitted = spread(source_, 15, kRate, &each);
+    const double bound = kLimit + kRate * kStaleSeconds;
+    EXPECT_GE(admitted, kLimit) << "the fleet admits at least its limit";
+    EXPECT_LE(admitted, bound) << "per node: " << each[0] << ", " << each[1] << ", " << each[2]
+                               << " (local limits alone: " << 3 * kLimit << ")";
+    for (int i = 0; i < kNodes; i++)
+        EXPECT_LT(each[i], kLimit) << nodes_[i].name << " alone never reached its local limit";
+
+    // What the nodes report: they synced this source and found it over.
+    for (const auto& n : nodes_) {
+        std::string m = metrics(n);
+        EXPECT_GT(metricValue(m, "sluice_fleet_syncs_total" + nodeLabel(n)), 0) << n.name;
+        EXPECT_GT(metricValue(m, "sluice_fleet_sources_synced_total" + nodeLabel(n)), 0) << n.name;
+        EXPECT_GT(metricValue(m, "sluice_fleet_sync_duration_seconds_count" + nodeLabel(n)), 0) << n.name;
+        EXPECT_EQ(metricValue(m, "sluice_fleet_fallback" + nodeLabel(n)), 0) << n.name;
+        EXPECT_EQ(metricValue(m, "sluice_fleet_nodes" + nodeLabel(n)), kNodes) << n.name;
+        std::string redis = std::string(kRedisAddr) + ":" + std::to_string(kRedisPort);
+        EXPECT_EQ(metricValue(m, "sluice_fleet_redis_up{node=\"" + n.name + "\",redis=\"" + redis + "\"}"), 1);
+    }
+}
+
+// 10 per node is under the local limit of 12 everywhere, 30 in all is over.
+TEST_F(FleetTest, UnderTheLimitOnEachNodeButOverInTotalIsLimited) {
+    ASSERT_TRUE(startFleet());
+    listen();
+    constexpr double kRate = 5;
+    std::array<int, kNodes> each{};
+    int admitted = spread(source_, 10, kRate, &each);
+    EXPECT_GE(admitted, kLimit);
+    EXPECT_LE(admitted, kLimit + kRate * kStaleSeconds)
+        << "per node: " << each[0] << ", " << each[1] << ", " << each[2] << " (local limits alone: 30)";
+    // Another source is not affected by the first one's fleet total.
+    const std::string other = nodes_[0].link->client4[1];
+    for (int i = 0; i < kNodes; i++)
+        EXPECT_TRUE(connectTo(i, other)) << nodes_[i].name;
+}
+
+// Redis stops: each node holds the fleet's sources to its local limits only,
+// and says so (log, metrics). Redis comes back (empty, as after a crash):
+// the units admitted meanwhile are sent, and fleet limits hold again without
+// a restart.
+TEST_F(FleetTest, RedisDownFallsBackToLocalLimitsAndFleetLimitsResumeWhenItReturns) {
+    ASSERT_TRUE(startFleet());
+    listen();
+    std::vector<size_t> marks;
+    for (const auto& n : nodes_)
+        marks.push_back(fileText(n.log).size());
+    stopRedis();
+    for (int i = 0; i < kNodes; i++)
+        ASSERT_TRUE(waitFor([&] { return logHas(nodes_[i], "fall back to local limits", marks[i]); }))
+            << nodes_[i].name << " did not notice Redis going away:\n" << fileText(nodes_[i].log);
+    for (const auto& n : nodes_) {
+        std::string m = metrics(n);
+        EXPECT_EQ(metricValue(m, "sluice_fleet_fallback" + nodeLabel(n)), 1) << n.name;
+        EXPECT_GE(metricValue(m, "sluice_fleet_fallbacks_total" + nodeLabel(n)), 1) << n.name;
+        std::string redis = std::string(kRedisAddr) + ":" + std::to_string(kRedisPort);
+        EXPECT_GE(metricValue(m, "sluice_fleet_sync_errors_total{node=\"" + n.name + "\",redis=\"" + redis + "\"}"), 1);
+        EXPECT_EQ(metricValue(m, "sluice_fleet_redis_up{node=\"" + n.name + "\",redis=\"" + redis + "\"}"), 0);
+    }
+
+    // Local limits: 14 tries per node, 12 get through on each.
+    const std::string local = nodes_[0].link->client4[1];
+    std::array<int, kNodes> each{};
+    EXPECT_EQ(spread(local, 14, 50, &each), 3 * kLimit);
+    for (int i = 0; i < kNodes; i++)
+        EXPECT_EQ(each[i], kLimit) << nodes_[i].name;
+    // A source under its local limit everywhere: 6 per node, all admitted;
+    // the units wait on each node for Redis.
+    const std::string pending = nodes_[0].link->client4[2];
+    EXPECT_EQ(spread(pending, 6, 50), 18);
+
+    for (int i = 0; i < kNodes; i++)
+        marks[i] = fileText(nodes_[i].log).size();
+    ASSERT_TRUE(startRedis());
+    for (int i = 0; i < kNodes; i++)
+        ASSERT_TRUE(waitFor([&] { return logHas(nodes_[i], "is back: fleet limits apply", marks[i]); }))
+            << nodes_[i].name << " did not resume:\n" << fileText(nodes_[i].log);
+    // The round that logged "back" sent the outage's 18 units and marked the
+    // source over; give it time to write the marks.
+    std::this_thread::sleep_for(Millis(500));
+    for (int i = 0; i < kNodes; i++)
+        EXPECT_FALSE(connectTo(i, pending)) << nodes_[i].name
+                                            << ": 18 units over a limit of 12, though 6 remain locally";
+    for (const auto& n : nodes_)
+        EXPECT_EQ(metric(n, "sluice_fleet_fallback" + nodeLabel(n)), 0) << n.name;
+
+    // And a fresh spread source is held to the fleet limit again.
+    constexpr double kRate = 10;
+    int admitted = spread(source_, 15, kRate);
+    EXPECT_GE(admitted, kLimit);
+    EXPECT_LE(admitted, kLimit + kRate * kStaleSeconds);
+}
+
+// A node stopped (detached) and started again joins the fleet: it sends its
+// units and takes the fleet's verdicts like the others.
+TEST_F(FleetTest, ARestartedNodeRejoinsTheFleet) {
+    ASSERT_TRUE(startFleet());
+    listen();
+    Node& n = nodes_[2];
+    n.daemon->signal(SIGTERM);
+    auto st = n.daemon->wait(kWait);
+    ASSERT_TRUE(st.has_value()) << "still running 8 s after SIGTERM";
+    EXPECT_EQ(*st, 0);
+    n.daemon.reset();
+    ASSERT_TRUE(startNode(n));
+
+    constexpr double kRate = 10;
+    std::array<int, kNodes> each{};
+    int admitted = spread(source_, 15, kRate, &each);
+    EXPECT_GE(admitted, kLimit);
+    EXPECT_LE(admitted, kLimit + kRate * kStaleSeconds)
+        << "per node: " << each[0] << ", " << each[1] << ", " << each[2];
+    EXPECT_LT(each[2], kLimit) << "the restarted node takes the fleet's verdict";
+    std::string m = metrics(n);
+    EXPECT_GT(metricValue(m, "sluice_fleet_sources_synced_total" + nodeLabel(n)), 0);
+    EXPECT_EQ(metricValue(m, "sluice_fleet_nodes" + nodeLabel(n)), kNodes);
+}
