@@ -178,8 +178,12 @@ char kindLetter(LimitKind kind)
 // The key of a limit of a source without its window: what shards it.
 std::string fleetKeyBase(const std::string& policy, const Limit& limit, const Address& source)
 {
-    return "sluice:" + policy + ":" + kindLetter(limit.kind) + std::to_string(limit.count) + "/" +
-           std::to_string(limit.periodNs) + ":" + source.str();
+    // The period in seconds when it is whole (it always is from the rate
+    // grammar), else in ns: keys stay short, Redis holds one per source.
+    std::string period = limit.periodNs % kNsPerSecond == 0 ? std::to_string(limit.periodNs / kNsPerSecond) + "s"
+                                                             : std::to_string(limit.periodNs) + "ns";
+    return "sluice:" + policy + ":" + kindLetter(limit.kind) + std::to_string(limit.count) + "/" + period + ":" +
+           source.str();
 }
 
 }  // namespace
@@ -222,23 +226,26 @@ FleetStats fleetStats()
 
 namespace {
 
-// Per item: KEYS[2i-1], KEYS[2i] = the window's and the previous window's
-// key; ARGV[2i-1], ARGV[2i] = units to add, the key's lifetime in ms. Adds
-// (a new key gets its lifetime) and returns both totals per item. A script,
-// so a batch is one command and one round trip, and atomic.
+// Per item i: KEYS[i] = the key of a limit of a source without its window;
+// ARGV[3i-2..3i] = units to add, the window, the key's lifetime in ms. Adds
+// to the window's counter (a new one gets its lifetime) and returns, per
+// item, its total and the previous window's. A script, so that a batch is
+// one command, one round trip, and atomic.
 constexpr const char* kScript = R"lua(
 local out = {}
-for i = 1, #KEYS, 2 do
-  local d = tonumber(ARGV[i])
+for i = 1, #KEYS do
+  local d = tonumber(ARGV[3 * i - 2])
+  local w = tonumber(ARGV[3 * i - 1])
+  local cur = KEYS[i] .. ':' .. w
   local c
   if d > 0 then
-    c = redis.call('INCRBY', KEYS[i], d)
-    if c == d then redis.call('PEXPIRE', KEYS[i], ARGV[i + 1]) end
+    c = redis.call('INCRBY', cur, d)
+    if c == d then redis.call('PEXPIRE', cur, ARGV[3 * i]) end
   else
-    c = tonumber(redis.call('GET', KEYS[i]) or '0')
+    c = tonumber(redis.call('GET', cur) or '0')
   end
   out[#out + 1] = c
-  out[#out + 1] = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+  out[#out + 1] = tonumber(redis.call('GET', KEYS[i] .. ':' .. (w - 1)) or '0')
 end
 return out
 )lua";
@@ -294,25 +301,28 @@ timeval toTimeval(uint64_t ns)
 
 // One limit of one source, summed over the interfaces that saw it.
 struct Item {
-    std::string policy;
-    Limit limit;
-    Address source;
+    const InstalledPolicy* policy = nullptr;
+    unsigned limit = 0;
     uint64_t delta = 0;
     std::string base;  // fleetKeyBase
-    // Where it was counted: (target index, its source key) and the trackers
-    // to commit when the shard answers.
-    std::vector<std::pair<size_t, sluice_source_key>> seen;
-    std::vector<std::pair<std::string, std::pair<unsigned, uint64_t>>> commits;  // tracker, (limit, value)
     uint64_t current = 0, previous = 0;
 };
 
-std::string trackerKey(const std::string& iface, const sluice_source_key& key)
-{
-    std::string k = iface;
-    k.push_back('\0');
-    k.append(reinterpret_cast<const char*>(&key), sizeof key);
-    return k;
-}
+struct SourceKeyHash {
+    size_t operator()(const sluice_source_key& k) const
+    {
+        uint64_t h = k.state_tag;
+        for (uint32_t w : k.addr)
+            h = h * 0x9e3779b97f4a7c15ULL + w;
+        return static_cast<size_t>(h ^ (h >> 29));
+    }
+};
+struct SourceKeyEq {
+    bool operator()(const sluice_source_key& a, const sluice_source_key& b) const
+    {
+        return std::memcmp(&a, &b, sizeof a) == 0;
+    }
+};
 
 // Every entry of the units map, read in batches (key by key where the
 // kernel has no batch ops for it).
@@ -385,8 +395,10 @@ struct FleetEngine::Impl {
     struct Tracked {
         std::array<uint64_t, SLUICE_MAX_LIMITS> units{};
         uint64_t activeNs = 0;
+        uint64_t seenRound = 0;
     };
-    std::unordered_map<std::string, Tracked> sent;
+    using Sources = std::unordered_map<sluice_source_key, Tracked, SourceKeyHash, SourceKeyEq>;
+    std::unordered_map<std::string, Sources> sent;  // by interface
     uint64_t fallbacks = 0;
     uint64_t nodes = 0;
     uint64_t syncs = 0, errors = 0, sourcesSyncedTotal = 0;
@@ -475,7 +487,7 @@ void FleetEngine::baseline(const std::vector<FleetTarget>& targets)
         for (const auto& [key, units] : readUnits(t.unitsFd)) {
             std::array<uint64_t, SLUICE_MAX_LIMITS> a{};
             std::copy(std::begin(units.units), std::end(units.units), a.begin());
-            impl_->sent[trackerKey(t.iface, key)] = Impl::Tracked{a, 0};
+            impl_->sent[t.iface][key] = Impl::Tracked{a, 0, impl_->syncs};
         }
 }
 
@@ -489,70 +501,87 @@ FleetRound FleetEngine::round(const std::vector<FleetTarget>& targets, bool publ
     const size_t nshards = im.shards.size();
 
     // 1. What each source was admitted since the last round, per limit,
-    // summed over the interfaces.
-    std::map<std::string, Item> items;  // by key base
-    std::unordered_map<std::string, Impl::Tracked> seenTrackers;
-    // A source that had units here recently is asked about even without new
-    // ones: units other nodes admit then reach this node's verdict within a
-    // round, not only after its own next unit.
+    // summed over the interfaces. A source that had units here recently is
+    // asked about even without new ones: units other nodes admit then reach
+    // this node's verdict within a round, not only after its own next unit.
+    const uint64_t roundNo = im.syncs + 1;
     const uint64_t recentNs = std::max<uint64_t>(kRecentNs, 2 * config_.syncIntervalNs);
+    struct Contribution {
+        size_t item;
+        size_t target;
+        sluice_source_key key;
+        Impl::Tracked* tracked;
+        unsigned limit;
+        uint64_t value;  // the counter, committed when the shard answers
+        bool commit;
+    };
+    std::vector<Item> items;
+    std::unordered_map<std::string, size_t> itemOf;
+    std::vector<Contribution> contributions;
     for (size_t ti = 0; ti < targets.size(); ti++) {
         const FleetTarget& t = targets[ti];
         std::unordered_map<uint32_t, const InstalledPolicy*> byTag;
         for (const auto& p : t.policies)
             if (p.scope == Scope::Fleet)
                 byTag[p.stateTag] = &p;
-        for (const auto& [key, units] : readUnits(t.unitsFd)) {
+        Impl::Sources& sent = im.sent[t.iface];
+        auto entries = readUnits(t.unitsFd);
+        items.reserve(items.size() + entries.size());
+        for (const auto& [key, units] : entries) {
             auto pit = byTag.find(key.state_tag);
             if (pit == byTag.end())
                 continue;  // a policy since removed, or no longer fleet
             const InstalledPolicy& p = *pit->second;
-            std::string tk = trackerKey(t.iface, key);
-            std::array<uint64_t, SLUICE_MAX_LIMITS> now{};
-            std::copy(std::begin(units.units), std::end(units.units), now.begin());
-            Impl::Tracked before;
-            if (auto sit = im.sent.find(tk); sit != im.sent.end())
-                before = sit->second;
+            Impl::Tracked& tr = sent[key];
+            tr.seenRound = roundNo;
             std::array<uint64_t, SLUICE_MAX_LIMITS> delta{};
             bool any = false;
             for (unsigned li = 0; li < SLUICE_MAX_LIMITS; li++) {
                 // A counter below what was sent: its entry was evicted and
                 // made again since; all it holds is new.
-                delta[li] = now[li] >= before.units[li] ? now[li] - before.units[li] : now[li];
+                delta[li] = units.units[li] >= tr.units[li] ? units.units[li] - tr.units[li] : units.units[li];
                 any = any || delta[li];
             }
             if (any)
-                before.activeNs = nowMono;
-            seenTrackers[tk] = before;
-            bool recent = before.activeNs && nowMono - before.activeNs <= recentNs;
-            if (!recent)
+                tr.activeNs = nowMono;
+            if (!tr.activeNs || nowMono - tr.activeNs > recentNs)
                 continue;
             Address source = addressOf(key);
             for (unsigned li = 0; li < p.limits.size() && li < SLUICE_MAX_LIMITS; li++) {
                 std::string base = fleetKeyBase(p.name, p.limits[li], source);
-                Item& it = items[base];
-                if (it.base.empty()) {
-                    it.base = base;
-                    it.policy = p.name;
-                    it.limit = p.limits[li];
-                    it.source = source;
+                auto [at, fresh] = itemOf.try_emplace(std::move(base), items.size());
+                if (fresh) {
+                    Item it;
+                    it.policy = &p;
+                    it.limit = li;
+                    it.base = at->first;
+                    items.push_back(std::move(it));
                 }
-                it.delta += delta[li];
-                it.seen.emplace_back(ti, key);
-                if (delta[li])
-                    it.commits.push_back({tk, {li, now[li]}});
+                items[at->second].delta += delta[li];
+                contributions.push_back({at->second, ti, key, &tr, li, units.units[li], delta[li] != 0});
             }
         }
     }
-    // Trackers of entries gone from the maps are dropped; the rest keep
-    // their last sent values until their shard answers.
-    im.sent = std::move(seenTrackers);
+    // Sources gone from the maps (evicted, reset, interface dropped) are forgotten.
+    for (auto it = im.sent.begin(); it != im.sent.end();) {
+        bool wanted = std::any_of(targets.begin(), targets.end(),
+                                  [&](const FleetTarget& t) { return t.iface == it->first; });
+        if (!wanted) {
+            it = im.sent.erase(it);
+            continue;
+        }
+        std::erase_if(it->second, [&](const auto& kv) { return kv.second.seenRound != roundNo; });
+        ++it;
+    }
 
     // 2. One pipelined round trip per shard: the node's heartbeat (shard 0)
     // and the items, in script calls of kItemsPerCall.
     std::vector<std::vector<Item*>> byShard(nshards);
-    for (auto& [base, it] : items)
-        byShard[fleetShardOf(base, nshards)].push_back(&it);
+    std::vector<size_t> shardOf(items.size());
+    for (size_t i = 0; i < items.size(); i++) {
+        shardOf[i] = fleetShardOf(items[i].base, nshards);
+        byShard[shardOf[i]].push_back(&items[i]);
+    }
     std::vector<bool> ok(nshards, false);
     std::vector<size_t> pending(nshards, 0);
     const int64_t monoNow = static_cast<int64_t>(nowMono);
@@ -610,18 +639,16 @@ FleetRound FleetEngine::round(const std::vector<FleetTarget>& targets, bool publ
         const auto& list = byShard[si];
         for (size_t at = 0; at < list.size(); at += kItemsPerCall) {
             size_t n = std::min(kItemsPerCall, list.size() - at);
-            std::vector<std::string> args = {"EVALSHA", s.sha, std::to_string(2 * n)};
+            std::vector<std::string> args = {"EVALSHA", s.sha, std::to_string(n)};
             args.reserve(3 + 4 * n);
+            for (size_t i = 0; i < n; i++)
+                args.push_back(list[at + i]->base);
             for (size_t i = 0; i < n; i++) {
                 const Item& it = *list[at + i];
-                uint64_t w = nowReal / it.limit.periodNs;
-                args.push_back(it.base + ":" + std::to_string(w));
-                args.push_back(it.base + ":" + std::to_string(w - 1));
-            }
-            for (size_t i = 0; i < n; i++) {
-                const Item& it = *list[at + i];
+                const Limit& l = it.policy->limits[it.limit];
                 args.push_back(std::to_string(it.delta));
-                args.push_back(std::to_string(2 * (it.limit.periodNs / 1'000'000) + kKeyMarginMs));
+                args.push_back(std::to_string(nowReal / l.periodNs));
+                args.push_back(std::to_string(2 * (l.periodNs / 1'000'000) + kKeyMarginMs));
             }
             append(args);
         }
@@ -688,26 +715,30 @@ FleetRound FleetEngine::round(const std::vector<FleetTarget>& targets, bool publ
 
     // 3. Commit what the shards took, and mark the sources over the fleet
     // limit on every interface that saw them.
-    std::map<std::pair<size_t, std::string>, std::pair<sluice_source_key, uint64_t>> overs;
-    for (size_t si = 0; si < nshards; si++) {
-        if (!ok[si])
+    for (size_t si = 0; si < nshards; si++)
+        if (ok[si])
+            out.items += byShard[si].size();
+    std::vector<uint64_t> untilOf(items.size(), 0);
+    for (size_t i = 0; i < items.size(); i++) {
+        if (!ok[shardOf[i]])
             continue;
-        for (Item* it : byShard[si]) {
-            out.items++;
-            for (const auto& [tk, lv] : it->commits)
-                im.sent[tk].units[lv.first] = lv.second;
-            uint64_t until = fleetOverUntilNs(it->limit.count, it->limit.periodNs, nowReal, it->current,
-                                              it->previous);
-            if (!until)
-                continue;
-            uint64_t untilMono = nowMono + (until - nowReal);
-            for (const auto& [ti, key] : it->seen) {
-                std::string k(reinterpret_cast<const char*>(&key), sizeof key);
-                auto& slot = overs[{ti, k}];
-                slot.first = key;
-                slot.second = std::max(slot.second, untilMono);
-            }
-        }
+        const Item& it = items[i];
+        const Limit& l = it.policy->limits[it.limit];
+        uint64_t until = fleetOverUntilNs(l.count, l.periodNs, nowReal, it.current, it.previous);
+        untilOf[i] = until ? nowMono + (until - nowReal) : 0;
+    }
+    std::map<std::pair<size_t, std::string>, std::pair<sluice_source_key, uint64_t>> overs;
+    for (const Contribution& c : contributions) {
+        if (!ok[shardOf[c.item]])
+            continue;
+        if (c.commit)
+            c.tracked->units[c.limit] = c.value;
+        if (!untilOf[c.item])
+            continue;
+        std::string k(reinterpret_cast<const char*>(&c.key), sizeof c.key);
+        auto& slot = overs[{c.target, k}];
+        slot.first = c.key;
+        slot.second = std::max(slot.second, untilOf[c.item]);
     }
     for (const auto& [where, entry] : overs) {
         const FleetTarget& t = targets[where.first];

@@ -62,7 +62,8 @@ uint64_t fleetOverUntilNs(uint64_t count, uint64_t periodNs, uint64_t nowRealNs,
 size_t fleetShardOf(std::string_view key, size_t shards);
 
 // The Redis key of one limit of one source in one window:
-// "sluice:{POLICY}:{c|p|b}{COUNT}/{PERIOD_NS}:{SOURCE}:{WINDOW}". Policies are
+// "sluice:{POLICY}:{c|p|b}{COUNT}/{PERIOD}:{SOURCE}:{WINDOW}", PERIOD as "60s"
+// (or "NNNns" when not whole seconds), WINDOW = wall-clock time / period. Policies are
 // matched across nodes by name and limit, not by the node-local state tag.
 std::string fleetKey(const std::string& policy, const Limit& limit, const Address& source,
                      uint64_t window);

@@ -93,9 +93,9 @@ TEST(FleetKeys, NameThePolicyLimitSourceAndWindow)
 {
     Limit l{LimitKind::Connections, 5, kMinute, 0};
     EXPECT_EQ(fleetKey("heavy-task", l, Address::parse("198.18.1.10"), 42),
-              "sluice:heavy-task:c5/60000000000:198.18.1.10:42");
+              "sluice:heavy-task:c5/60s:198.18.1.10:42");
     Limit b{LimitKind::Bytes, 1000, kSecond, 0};
-    EXPECT_EQ(fleetKey("up", b, Address::parse("fd00:5c::1"), 7), "sluice:up:b1000/1000000000:fd00:5c::1:7");
+    EXPECT_EQ(fleetKey("up", b, Address::parse("fd00:5c::1"), 7), "sluice:up:b1000/1s:fd00:5c::1:7");
 }
 
 TEST(FleetKeys, ShardingIsStableAndSpreads)
