@@ -30,10 +30,15 @@
 #include <thread>
 #include <vector>
 
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
 #include <httplib.h>
 
+#include <cstring>
+
 #include "datapath.h"
+#include "fleet.h"
 #include "netns.h"
 #include "process.h"
 
@@ -406,4 +411,187 @@ TEST_F(FleetTest, ARestartedNodeRejoinsTheFleet) {
     std::string m = metrics(n);
     EXPECT_GT(metricValue(m, "sluice_fleet_sources_synced_total" + nodeLabel(n)), 0);
     EXPECT_EQ(metricValue(m, "sluice_fleet_nodes" + nodeLabel(n)), kNodes);
+}
+
+// ---- client-side sharding over two Redis servers ---------------------------------
+
+namespace {
+
+// Two redis-servers on the loopback of a namespace of their own, and one
+// node's sync engine run inside it over an unattached data path whose unit
+// counters the test writes (as the XDP program would).
+class FleetShardsTest : public ::testing::Test {
+protected:
+    static constexpr uint16_t kPorts[2] = {6391, 6392};
+
+    void SetUp() override {
+        if (!pathExists("/usr/bin/redis-server"))
+            GTEST_SKIP() << "redis-server is not installed (tools/install-deps.sh)";
+        char tmpl[] = "/tmp/sluice-shards-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        for (int i = 0; i < 2; i++)
+            ASSERT_TRUE(startRedis(i));
+        dp_.emplace(sluice::Datapath::loadUnattached(4096));
+        sluice::Policy p;
+        p.name = "sharded";
+        p.proto = sluice::Proto::Tcp;
+        p.ports = {{8080, 8080}};
+        p.limits = {sluice::Limit{sluice::LimitKind::Connections, 5, 3600 * sluice::kNsPerSecond, 0}};
+        p.scope = sluice::Scope::Fleet;
+        sluice::Ruleset rules;
+        rules.policies = {p};
+        dp_->install(rules);
+        target_ = sluice::FleetTarget{"shards", dp_->mapFd("sluice_fleet_units"), dp_->mapFd("sluice_fleet_over"),
+                                      dp_->installedPolicies()};
+        for (int i = 0; i < kSources; i++) {
+            sluice_source_key k{};
+            k.state_tag = target_.policies.at(0).stateTag;
+            sluice::Address a = sluice::Address::parse("10.1.0." + std::to_string(i + 1));
+            std::memcpy(k.addr, a.bytes.data(), 16);
+            keys_.push_back(k);
+        }
+        config_.node = "shard-node";
+        for (uint16_t port : kPorts)
+            config_.redis.push_back(sluice::parseRedisUrl("redis://127.0.0.1:" + std::to_string(port)));
+    }
+
+    ~FleetShardsTest() override {
+        for (auto& r : redis_)
+            r.reset();
+        if (!dir_.empty())
+            runCmd({"rm", "-rf", dir_});
+    }
+
+    ::testing::AssertionResult startRedis(int i) {
+        const std::string log = dir_ + "/redis" + std::to_string(i) + ".log";
+        size_t from = fileText(log).size();
+        redis_[i].emplace(&ns_,
+                          std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(kPorts[i]),
+                                                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                                   "--dir", dir_, "--daemonize", "no"},
+                          log);
+        const int64_t end = monoNs() + 8'000'000'000;
+        while (monoNs() < end) {
+            if (fileText(log).find("Ready to accept connections", from) != std::string::npos)
+                return ::testing::AssertionSuccess();
+            std::this_thread::sleep_for(Millis(25));
+        }
+        return ::testing::AssertionFailure() << "redis " << i << " did not start:\n" << fileText(log);
+    }
+
+    void setUnits(int i, uint64_t n) {
+        sluice_fleet_units u{};
+        u.units[0] = n;
+        ASSERT_EQ(bpf_map_update_elem(target_.unitsFd, &keys_[i], &u, BPF_ANY), 0);
+    }
+
+    bool over(int i) {
+        uint64_t until = 0;
+        return bpf_map_lookup_elem(target_.overFd, &keys_[i], &until) == 0 && until > sluice::Datapath::nowNs();
+    }
+
+    sluice::FleetRound round(sluice::FleetEngine& engine) {
+        return ns_.run([&] { return engine.round({target_}); });
+    }
+
+    // A command to shard i, inside the namespace: its integer answer, or -1.
+    long long redisInt(int i, const std::vector<std::string>& args) {
+        return ns_.run([&] {
+            redisContext* c = redisConnect("127.0.0.1", kPorts[i]);
+            long long v = -1;
+            if (c && !c->err) {
+                std::vector<const char*> argv;
+                std::vector<size_t> lens;
+                for (const auto& a : args) {
+                    argv.push_back(a.c_str());
+                    lens.push_back(a.size());
+                }
+                auto* r = static_cast<redisReply*>(redisCommandArgv(c, int(argv.size()), argv.data(), lens.data()));
+                if (r && r->type == REDIS_REPLY_INTEGER)
+                    v = r->integer;
+                else if (r && r->type == REDIS_REPLY_STRING)
+                    v = std::stoll(std::string(r->str, r->len));
+                else if (r && r->type == REDIS_REPLY_NIL)
+                    v = 0;
+                freeReplyObject(r);
+            }
+            if (c)
+                redisFree(c);
+            return v;
+        });
+    }
+
+    // The shard holding source i's key, and the key of this window.
+    int shardOf(int i) const {
+        return int(sluice::fleetShardOf(baseOf(i), 2));
+    }
+    std::string baseOf(int i) const {
+        const auto& l = target_.policies.at(0).limits.at(0);
+        std::string key = sluice::fleetKey("sharded", l, sluice::Address::parse("10.1.0." + std::to_string(i + 1)), 0);
+        return key.substr(0, key.rfind(':'));
+    }
+    std::string windowKey(int i) const {
+        const auto& l = target_.policies.at(0).limits.at(0);
+        timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now = uint64_t(ts.tv_sec) * sluice::kNsPerSecond + uint64_t(ts.tv_nsec);
+        return baseOf(i) + ":" + std::to_string(now / l.periodNs);
+    }
+
+    static constexpr int kSources = 64;
+    Netns ns_;
+    std::string dir_;
+    std::optional<ChildProcess> redis_[2];
+    std::optional<sluice::Datapath> dp_;
+    sluice::FleetTarget target_;
+    std::vector<sluice_source_key> keys_;
+    sluice::FleetConfig config_;
+};
+
+}  // namespace
+
+TEST_F(FleetShardsTest, SourcesAreShardedAndADownShardKeepsItsUnitsUntilItReturns) {
+    // Sources 0..7 are over the limit of 5 (6 units), the rest under (3).
+    for (int i = 0; i < kSources; i++)
+        setUnits(i, i < 8 ? 6 : 3);
+    sluice::FleetEngine engine(config_);
+    sluice::FleetRound r = round(engine);
+    EXPECT_EQ(r.shardsFailed, 0U);
+    EXPECT_EQ(r.items, uint64_t(kSources));
+    EXPECT_EQ(r.over, 8U);
+    long long keys0 = redisInt(0, {"DBSIZE"}), keys1 = redisInt(1, {"DBSIZE"});
+    EXPECT_GT(keys0, 1) << "shard 0 holds some sources (and the node list)";
+    EXPECT_GT(keys1, 0) << "shard 1 holds some sources";
+    EXPECT_EQ(keys0 + keys1, kSources + 1) << "one key per source, plus sluice:nodes";
+    for (int i = 0; i < kSources; i++) {
+        EXPECT_EQ(redisInt(shardOf(i), {"GET", windowKey(i)}), i < 8 ? 6 : 3) << "source " << i;
+        EXPECT_EQ(over(i), i < 8) << "source " << i;
+    }
+
+    // Shard 1 goes away: its sources' new units wait, shard 0's are sent.
+    int on1 = -1, on0 = -1;
+    for (int i = 8; i < kSources; i++)
+        (shardOf(i) ? on1 : on0) = i;
+    ASSERT_GE(on1, 0);
+    ASSERT_GE(on0, 0);
+    redis_[1]->signal(SIGKILL);
+    redis_[1]->wait();
+    redis_[1].reset();
+    for (int i = 0; i < kSources; i++)
+        setUnits(i, i < 8 ? 6 : 4);
+    r = round(engine);
+    EXPECT_EQ(r.shardsFailed, 1U);
+    EXPECT_TRUE(sluice::fleetStats().fallback);
+    EXPECT_EQ(redisInt(0, {"GET", windowKey(on0)}), 4);
+
+    // Back (empty, as after a crash): after the retry delay the waiting
+    // unit is sent; nothing is sent twice to the shard that stayed up.
+    ASSERT_TRUE(startRedis(1));
+    std::this_thread::sleep_for(Millis(1100));
+    r = round(engine);
+    EXPECT_EQ(r.shardsFailed, 0U);
+    EXPECT_FALSE(sluice::fleetStats().fallback);
+    EXPECT_EQ(redisInt(1, {"GET", windowKey(on1)}), 1) << "the unit admitted while shard 1 was down";
+    EXPECT_EQ(redisInt(0, {"GET", windowKey(on0)}), 4);
 }
