@@ -970,7 +970,7 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
          "tcp"},
         {{"policy", "add", "--iface", iface_, "--name", "p", "--proto", "udp", "--ports", "7100", "--packets",
           "5 per day", "--action", "respond"},
-         "'respond'"},
+         "respond needs proto tcp"},
         {{"policy", "add", "--iface", iface_, "--name", "p", "--proto", "icmp", "--ports", "7100", "--packets",
           "5 per day"},
          "--proto"},
@@ -1068,8 +1068,8 @@ TEST_F(CliNet, BadConfigsChangeNothing) {
          "at most 4"},
         {"connections-on-udp", h + p + "ports = [7000]\nconnections = \"10 per day\"  # <-\n", "tcp"},
         {"no-limits", h + "[[policy]]  # <-\nname = \"p\"\nproto = \"udp\"\nports = [7000]\n", "no limits"},
-        // respond is for TCP: rejected on UDP whether or not this version has it.
-        {"unsupported-action", h + p + "ports = [7000]\npackets = \"1 per day\"\naction = \"respond\"  # <-\n",
+        // respond is for TCP.
+        {"respond-on-udp", h + p + "ports = [7000]\npackets = \"1 per day\"\naction = \"respond\"  # <-\n",
          "respond"},
         {"unknown-action", h + p + "ports = [7000]\npackets = \"1 per day\"\naction = \"shout\"  # <-\n", "shout"},
         {"ban-after-without-ban",
