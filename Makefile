@@ -40,6 +40,17 @@ $(BUILD)/sluice.bpf.o: bpf/sluice.bpf.c bpf/sluice_abi.h $(wildcard bpf/lib/*.h)
 $(BUILD)/sluice.skel.h: $(BUILD)/sluice.bpf.o
 	$(BPFTOOL) gen skeleton $< name sluice_bpf > $@
 
+# The sk_lookup program of action respond, loaded by `sluice run` against the
+# maps the XDP program pinned.
+$(BUILD)/responder.bpf.o: bpf/responder.bpf.c bpf/sluice_abi.h $(wildcard bpf/lib/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/responder.skel.h: $(BUILD)/responder.bpf.o
+	$(BPFTOOL) gen skeleton $< name responder_bpf > $@
+
+$(BUILD)/obj/userspace/responder.o: $(BUILD)/responder.skel.h
+
 $(BUILD)/obj/%.o: %.cpp $(BUILD)/sluice.skel.h
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -c $< -o $@

@@ -39,10 +39,6 @@ const std::vector<std::string_view> kPolicyKeys = {
     "key",    "ipv4_prefix", "ipv6_prefix", "action", "ban_after", "ban",
     "scope",  "redirect_to",
 };
-// In DESIGN.md's schema, but the data path cannot do them yet: a config that
-// uses them must fail rather than silently run without them.
-const std::set<std::string_view> kUnsupportedKeys = {};
-
 bool before(const Pos& a, const Pos& b)
 {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
@@ -199,9 +195,6 @@ private:
                                 const std::vector<std::string_view>& known) const
     {
         std::string_view k = key.str();
-        if (kUnsupportedKeys.count(k))
-            fail(keyPosition(key, node),
-                 "'" + std::string(k) + "' is not supported by this version of sluice");
         fail(keyPosition(key, node),
              "unknown key '" + std::string(k) + "' " + where + suggestion(k, known));
     }
@@ -524,13 +517,11 @@ private:
             } else if (k == "action") {
                 const std::string& name = needString(*value, "action");
                 auto action = actionFromName(name);
-                if (action == Action::Respond)
-                    fail(at, "action '" + name + "' is not supported by this version of sluice");
-                else if (action)
+                if (action)
                     p.action = *action;
                 else
-                    fail(at, "action must be \"drop\", \"reject\", \"redirect\" or \"monitor\", not '" +
-                                 name + "'");
+                    fail(at, "action must be \"drop\", \"reject\", \"respond\", \"redirect\" or "
+                             "\"monitor\", not '" + name + "'");
                 actionAt = at;
             } else if (k == "ban_after") {
                 const std::string& text =
@@ -583,6 +574,8 @@ private:
             fail(*redirectAt, which + ": redirect_to is only for action \"redirect\"");
         if (p.action == Action::Reject && hasProto && p.proto != Proto::Tcp)
             fail(*actionAt, which + ": action \"reject\" needs proto \"tcp\" (it answers SYNs with a RST)");
+        if (p.action == Action::Respond && hasProto && p.proto != Proto::Tcp)
+            fail(*actionAt, which + ": action \"respond\" needs proto \"tcp\" (it answers HTTP connections with 429)");
         if (!hasName)
             fail(src.table, "[[policy]] needs a name");
         if (!hasProto)

@@ -13,6 +13,7 @@
 
 #include "datapath.h"
 #include "fleet.h"
+#include "responder.h"
 
 namespace sluice {
 
@@ -43,6 +44,8 @@ struct MetricsSnapshot {
     uint64_t reloadsOk = 0;
     uint64_t reloadsFailed = 0;
     std::optional<bool> bpfStatsEnabled;  // kernel.bpf_stats_enabled
+    // `sluice run`'s responder (action respond); absent outside the daemon.
+    std::optional<ResponderStats> responder;
     std::vector<InterfaceMetrics> interfaces;
     std::optional<FleetStats> fleet;  // while `sluice run` syncs a [fleet]
     std::vector<std::string> errors;  // what could not be read (counted, and logged)

@@ -21,6 +21,8 @@
 
 #include "datapath.h"
 #include "netns.h"
+#include "attachments.h"
+#include "paths.h"
 #include "policy.h"
 
 using namespace slit;
@@ -40,8 +42,6 @@ namespace {
 constexpr uint64_t kDayNs = 86400ULL * 1'000'000'000ULL;
 constexpr uint16_t kTcpPort = 8081;
 constexpr uint16_t kUdpPort = 7001;
-
-std::string pinDirOf(const std::string& iface) { return std::string(SLUICE_PIN_ROOT) + "/" + iface; }
 
 socklen_t sockAddr(const std::string& addr, uint16_t port, sockaddr_storage* out)
 {
@@ -107,45 +107,6 @@ uint64_t verdictPackets(const Datapath& dp, const std::string& policy, uint32_t 
             return sc.verdicts.at(verdict).packets;
     ADD_FAILURE() << "no counters for policy " << policy;
     return 0;
-}
-
-// sluice attached (native) to interfaces of namespaces; detached and its pins
-// removed on destruction, even when a test fails.
-class Attachments {
-public:
-    ~Attachments()
-    {
-        for (auto& [ns, iface] : list_) {
-            try {
-                ns->run([&] { Datapath::detach(iface); });
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "[slit] cleanup: detach %s: %s\n", iface.c_str(), e.what());
-            }
-            if (access(pinDirOf(iface).c_str(), F_OK) == 0)
-                runCmd({"rm", "-rf", pinDirOf(iface)});
-            unregisterPinDir(pinDirOf(iface));
-        }
-        rmdir(SLUICE_PIN_ROOT);  // only succeeds when no interface is left
-    }
-
-    Datapath attach(Netns& ns, const std::string& iface)
-    {
-        registerPinDir(pinDirOf(iface));
-        list_.emplace_back(&ns, iface);
-        return ns.run([&] { return Datapath::attach(AttachOptions{iface, XdpMode::Native, 4096}); });
-    }
-
-private:
-    std::vector<std::pair<Netns*, std::string>> list_;
-};
-
-// Lets a veth end receive frames that its peer XDP_TXes or redirects to it:
-// an XDP program of its own (sluice with no policy: everything passes). GRO
-// alone (`ethtool -K IF gro on`) did not do it on kernel 6.18.
-void enableXdpReceive(Netns& ns, const std::string& iface, Attachments& att)
-{
-    Datapath dp = att.attach(ns, iface);
-    dp.install(Ruleset{});
 }
 
 // The client computes its checksums instead of leaving them to "hardware"

@@ -481,9 +481,8 @@ const std::vector<InvalidCase> kInvalid = {
     {"ConnectionsOnUdp", kHeadUdp + "ports = [53]\nconnections = \"5/minute\"\n", "t.toml:5:16: ",
      "policy 'a': connections limits need proto \"tcp\""},
 
-    // Not supported by this version.
-    {"ActionRespond", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"respond\"\n",
-     "t.toml:6:10: ", "action 'respond' is not supported by this version of sluice"},
+    {"ActionRespondOnUdp", kHeadUdp + "ports = [53]\npackets = \"1/second\"\naction = \"respond\"\n",
+     "t.toml:6:10: ", "policy 'a': action \"respond\" needs proto \"tcp\""},
     // Actions and bans: what goes together.
     {"ActionRejectOnUdp", kHeadUdp + "ports = [53]\npackets = \"1/second\"\naction = \"reject\"\n",
      "t.toml:6:10: ", "policy 'a': action \"reject\" needs proto \"tcp\""},
