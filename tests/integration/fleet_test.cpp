@@ -40,7 +40,9 @@
 #include "datapath.h"
 #include "fleet.h"
 #include "netns.h"
+#include "paths.h"
 #include "process.h"
+#include "sluice_run.h"
 
 using namespace slit;
 
@@ -63,8 +65,6 @@ bool pathExists(const std::string& p) {
     return stat(p.c_str(), &st) == 0;
 }
 
-std::string pinDirOf(const std::string& iface) { return std::string(SLUICE_PIN_ROOT) + "/" + iface; }
-
 // The value of one series in a Prometheus exposition, -1 if absent.
 double metricValue(const std::string& body, const std::string& series) {
     size_t at = 0;
@@ -76,19 +76,20 @@ double metricValue(const std::string& body, const std::string& series) {
     return -1;
 }
 
+// One server namespace and its client, with its daemon (destroyed first:
+// it detaches and removes the pins while the namespace still exists).
 struct Node {
     std::unique_ptr<Testbed> bed;
     Testbed::Link* link = nullptr;
-    std::string iface, config, log;
-    std::optional<ChildProcess> daemon;
-    std::string name;
+    std::string iface, name;
+    std::unique_ptr<SluiceRun> run;
 };
 
 class FleetTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        if (access(builtSluice().c_str(), X_OK) != 0)
-            GTEST_SKIP() << builtSluice() << " is not built";
+        if (access(sluiceBinary().c_str(), X_OK) != 0)
+            GTEST_SKIP() << sluiceBinary() << " is not built";
         if (!pathExists("/usr/bin/redis-server"))
             GTEST_SKIP() << "redis-server is not installed (tools/install-deps.sh)";
         char tmpl[] = "/tmp/sluice-fleet-XXXXXX";
@@ -103,9 +104,7 @@ protected:
             n.link = &n.bed->addClient(3, 0);
             n.iface = n.link->receiverIf;
             n.name = "node-" + std::to_string(i + 1);
-            n.config = dir_ + "/" + n.name + ".toml";
-            n.log = dir_ + "/" + n.name + ".log";
-            registerPinDir(pinDirOf(n.iface));
+            n.run = std::make_unique<SluiceRun>(n.bed->receiver(), std::vector<std::string>{n.iface});
             // The node's link to Redis: 198.19.(i+1).2 here, .1 on Redis's side.
             const std::string here = uniqueName('f'), there = uniqueName('g');
             const std::string net = "198.19." + std::to_string(i + 1) + ".";
@@ -116,7 +115,7 @@ protected:
             s.ip({"link", "set", here, "up"});
             redisNs_->ip({"link", "set", there, "up"});
             s.ip({"route", "add", std::string(kRedisAddr) + "/32", "via", net + "1"});
-            writeConfig(n);
+            n.run->writeConfig(configText(n));
         }
         source_ = nodes_[0].link->client4[0];
         for (const auto& n : nodes_)
@@ -126,29 +125,17 @@ protected:
     void TearDown() override {
         if (HasFailure()) {
             for (const auto& n : nodes_)
-                if (!n.log.empty())
-                    std::fprintf(stderr, "[slit] %s log:\n%s", n.name.c_str(), fileText(n.log).c_str());
+                if (n.run)
+                    std::fprintf(stderr, "[slit] %s log:\n%s", n.name.c_str(), n.run->log().c_str());
             if (!redisLog_.empty())
-                std::fprintf(stderr, "[slit] redis log (tail):\n%s", tail(fileText(redisLog_)).c_str());
+                std::fprintf(stderr, "[slit] redis log (tail):\n%s", tail(readFile(redisLog_)).c_str());
         }
     }
 
     ~FleetTest() override {
-        for (auto& n : nodes_) {
-            n.daemon.reset();
-            if (n.iface.empty())
-                continue;
-            try {
-                if (xdpAttached(n.bed->receiver(), n.iface) || pathExists(pinDirOf(n.iface)))
-                    n.bed->receiver().run([&] { sluice::Datapath::detach(n.iface); });
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "[slit] cleanup: detach %s: %s\n", n.iface.c_str(), e.what());
-            }
-            if (pathExists(pinDirOf(n.iface)))
-                runCmd({"rm", "-rf", pinDirOf(n.iface)});
-            unregisterPinDir(pinDirOf(n.iface));
-        }
-        rmdir(SLUICE_PIN_ROOT);
+        servers_.clear();
+        for (auto& n : nodes_)
+            n.run.reset();
         redis_.reset();
         if (!dir_.empty())
             runCmd({"rm", "-rf", dir_});
@@ -158,31 +145,26 @@ protected:
         return text.size() > 2000 ? text.substr(text.size() - 2000) : text;
     }
 
-    void writeConfig(const Node& n) {
-        std::string text = "[sluice]\ninterfaces = [\"" + n.iface +
-                           "\"]\nmax_sources = 4096\nmetrics = \"127.0.0.1:" + std::to_string(kMetricsPort) +
-                           "\"\n\n[fleet]\nredis = [\"redis://:" + kRedisPassword + "@" + kRedisAddr + ":" +
-                           std::to_string(kRedisPort) + "\"]\nnode = \"" + n.name +
-                           "\"\nsync_interval = \"100ms\"\n\n[[policy]]\nname = \"heavy\"\nproto = \"tcp\"\n"
-                           "ports = [" + std::to_string(kPort) + "]\nconnections = \"" + std::to_string(kLimit) +
-                           " per hour\"\naction = \"drop\"\nscope = \"fleet\"\n";
-        FILE* f = fopen(n.config.c_str(), "w");
-        ASSERT_NE(f, nullptr);
-        fputs(text.c_str(), f);
-        fclose(f);
+    static std::string configText(const Node& n) {
+        return "[sluice]\ninterfaces = [\"" + n.iface + "\"]\nmax_sources = 4096\nmetrics = \"127.0.0.1:" +
+               std::to_string(kMetricsPort) + "\"\n\n[fleet]\nredis = [\"redis://:" + kRedisPassword + "@" +
+               kRedisAddr + ":" + std::to_string(kRedisPort) + "\"]\nnode = \"" + n.name +
+               "\"\nsync_interval = \"100ms\"\n\n[[policy]]\nname = \"heavy\"\nproto = \"tcp\"\n"
+               "ports = [" + std::to_string(kPort) + "]\nconnections = \"" + std::to_string(kLimit) +
+               " per hour\"\naction = \"drop\"\nscope = \"fleet\"\n";
     }
 
     ::testing::AssertionResult startRedis() {
-        size_t from = fileText(redisLog_).size();
+        size_t from = readFile(redisLog_).size();
         redis_.emplace(redisNs_.get(),
                        std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(kRedisPort),
                                                 "--bind", kRedisAddr, "--requirepass", kRedisPassword,
                                                 "--save", "", "--appendonly", "no", "--dir", dir_,
                                                 "--daemonize", "no", "--protected-mode", "no"},
                        redisLog_);
-        if (waitFor([&] { return fileText(redisLog_).find("Ready to accept connections", from) != std::string::npos; }))
+        if (waitFor([&] { return readFile(redisLog_).find("Ready to accept connections", from) != std::string::npos; }))
             return ::testing::AssertionSuccess();
-        return ::testing::AssertionFailure() << "redis-server did not start; log:\n" << tail(fileText(redisLog_));
+        return ::testing::AssertionFailure() << "redis-server did not start; log:\n" << tail(readFile(redisLog_));
     }
 
     void stopRedis() {
@@ -203,19 +185,13 @@ protected:
         return false;
     }
 
-    bool logHas(const Node& n, const std::string& needle, size_t from = 0) const {
-        std::string text = fileText(n.log);
-        return text.size() > from && text.find(needle, from) != std::string::npos;
-    }
-
+    // Starts the node's daemon and waits until its first round reached Redis.
     ::testing::AssertionResult startNode(Node& n) {
-        size_t from = fileText(n.log).size();
-        n.daemon.emplace(&n.bed->receiver(), std::vector<std::string>{builtSluice(), "run", "--config", n.config},
-                         n.log);
-        if (!waitFor([&] { return logHas(n, "sluice: running with " + n.config, from); }))
-            return ::testing::AssertionFailure() << n.name << " did not start; log:\n" << fileText(n.log);
-        if (!waitFor([&] { return logHas(n, "is up: fleet limits apply", from); }))
-            return ::testing::AssertionFailure() << n.name << " did not reach Redis; log:\n" << fileText(n.log);
+        size_t from = n.run->log().size();
+        if (auto r = n.run->start(); !r)
+            return r;
+        if (!n.run->waitLog("is up: fleet limits apply", from, kWait))
+            return ::testing::AssertionFailure() << n.name << " did not reach Redis; log:\n" << n.run->log();
         return ::testing::AssertionSuccess();
     }
 
@@ -341,11 +317,11 @@ TEST_F(FleetTest, RedisDownFallsBackToLocalLimitsAndFleetLimitsResumeWhenItRetur
     listen();
     std::vector<size_t> marks;
     for (const auto& n : nodes_)
-        marks.push_back(fileText(n.log).size());
+        marks.push_back(n.run->log().size());
     stopRedis();
     for (int i = 0; i < kNodes; i++)
-        ASSERT_TRUE(waitFor([&] { return logHas(nodes_[i], "fall back to local limits", marks[i]); }))
-            << nodes_[i].name << " did not notice Redis going away:\n" << fileText(nodes_[i].log);
+        ASSERT_TRUE(nodes_[i].run->waitLog("fall back to local limits", marks[i], kWait))
+            << nodes_[i].name << " did not notice Redis going away:\n" << nodes_[i].run->log();
     for (const auto& n : nodes_) {
         std::string m = metrics(n);
         EXPECT_EQ(metricValue(m, "sluice_fleet_fallback" + nodeLabel(n)), 1) << n.name;
@@ -367,11 +343,11 @@ TEST_F(FleetTest, RedisDownFallsBackToLocalLimitsAndFleetLimitsResumeWhenItRetur
     EXPECT_EQ(spread(pending, 6, 50), 18);
 
     for (int i = 0; i < kNodes; i++)
-        marks[i] = fileText(nodes_[i].log).size();
+        marks[i] = nodes_[i].run->log().size();
     ASSERT_TRUE(startRedis());
     for (int i = 0; i < kNodes; i++)
-        ASSERT_TRUE(waitFor([&] { return logHas(nodes_[i], "is back: fleet limits apply", marks[i]); }))
-            << nodes_[i].name << " did not resume:\n" << fileText(nodes_[i].log);
+        ASSERT_TRUE(nodes_[i].run->waitLog("is back: fleet limits apply", marks[i], kWait))
+            << nodes_[i].name << " did not resume:\n" << nodes_[i].run->log();
     // The round that logged "back" sent the outage's 18 units and marked the
     // source over; give it time to write the marks.
     std::this_thread::sleep_for(Millis(500));
@@ -394,11 +370,10 @@ TEST_F(FleetTest, ARestartedNodeRejoinsTheFleet) {
     ASSERT_TRUE(startFleet());
     listen();
     Node& n = nodes_[2];
-    n.daemon->signal(SIGTERM);
-    auto st = n.daemon->wait(kWait);
-    ASSERT_TRUE(st.has_value()) << "still running 8 s after SIGTERM";
+    auto st = n.run->stop(SIGTERM);
+    ASSERT_TRUE(st.has_value()) << "still running 5 s after SIGTERM";
     EXPECT_EQ(*st, 0);
-    n.daemon.reset();
+    EXPECT_FALSE(xdpAttached(n.bed->receiver(), n.iface)) << "stopped without --keep-on-exit: detached";
     ASSERT_TRUE(startNode(n));
 
     constexpr double kRate = 10;
@@ -465,7 +440,7 @@ protected:
 
     ::testing::AssertionResult startRedis(int i) {
         const std::string log = dir_ + "/redis" + std::to_string(i) + ".log";
-        size_t from = fileText(log).size();
+        size_t from = readFile(log).size();
         redis_[i].emplace(&ns_,
                           std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(kPorts[i]),
                                                    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -473,11 +448,11 @@ protected:
                           log);
         const int64_t end = monoNs() + 8'000'000'000;
         while (monoNs() < end) {
-            if (fileText(log).find("Ready to accept connections", from) != std::string::npos)
+            if (readFile(log).find("Ready to accept connections", from) != std::string::npos)
                 return ::testing::AssertionSuccess();
             std::this_thread::sleep_for(Millis(25));
         }
-        return ::testing::AssertionFailure() << "redis " << i << " did not start:\n" << fileText(log);
+        return ::testing::AssertionFailure() << "redis " << i << " did not start:\n" << readFile(log);
     }
 
     void setUnits(int i, uint64_t n) {

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -14,10 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -26,27 +22,6 @@
 #include "netns.h"
 
 namespace slit {
-
-// build/tests/integration_tests -> build/sluice, unless SLUICE_BIN says.
-inline std::string builtSluice() {
-    if (const char* env = getenv("SLUICE_BIN"))
-        return env;
-    char buf[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0)
-        return "build/sluice";
-    std::string exe(buf, size_t(n));
-    std::string tests = exe.substr(0, exe.rfind('/'));
-    return tests.substr(0, tests.rfind('/')) + "/sluice";
-}
-
-// A whole file ("" when it cannot be read).
-inline std::string fileText(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 class ChildProcess {
 public:
