@@ -72,7 +72,12 @@ Parsed parse(const std::string& text)
             std::string name = m[1];
             EXPECT_FALSE(p.samples.contains(line.substr(0, line.rfind(' ')))) << "duplicate: " << line;
             p.samples[line.substr(0, line.rfind(' '))] = line.substr(line.rfind(' ') + 1);
-            EXPECT_FALSE(p.order.empty() || p.order.back() != name) << "sample outside its family: " << line;
+            // A histogram's samples are FAMILY_bucket, FAMILY_sum and FAMILY_count.
+            bool inFamily = !p.order.empty() && p.order.back() == name;
+            if (!p.order.empty() && p.types[p.order.back()] == "histogram")
+                for (const char* suffix : {"_bucket", "_sum", "_count"})
+                    inFamily = inFamily || name == p.order.back() + suffix;
+            EXPECT_TRUE(inFamily) << "sample outside its family: " << line;
         } else {
             ADD_FAILURE() << "not exposition format: '" << line << "'";
         }
@@ -104,6 +109,49 @@ TEST(Metrics, RendersValidExposition)
     EXPECT_EQ(p.samples["sluice_xdp_run_time_seconds_total{interface=\"eth0\"}"], "1.500000123");
     EXPECT_EQ(p.samples["sluice_xdp_runs_total{interface=\"eth0\"}"], "20");
     EXPECT_EQ(p.samples["sluice_scrape_errors"], "0");
+}
+
+TEST(Metrics, FleetSyncHealthWhileTheDaemonSyncs)
+{
+    MetricsSnapshot s = sample();
+    EXPECT_EQ(renderMetrics(s).find("sluice_fleet_"), std::string::npos) << "no [fleet], no fleet metrics";
+    FleetStats f;
+    f.enabled = true;
+    f.node = "api-1";
+    f.syncs = 120;
+    f.syncErrors = 3;
+    f.fallbacks = 1;
+    f.fallback = true;
+    f.sourcesSynced = 7;
+    f.sourcesSyncedTotal = 900;
+    f.sourcesOver = 2;
+    f.nodes = 3;
+    f.durationBuckets[2] = 100;  // <= 5 ms
+    for (size_t b = 3; b < FleetStats::kBucketCount; b++)
+        f.durationBuckets[b] = 120;
+    f.durationSum = 0.25;
+    f.durationCount = 120;
+    f.shards = {{"10.1.0.5:6379", true, 0}, {"[fd00::6]:6379", false, 3}};
+    s.fleet = f;
+    Parsed p = parse(renderMetrics(s));
+    const std::string node = "{node=\"api-1\"}";
+    EXPECT_EQ(p.types["sluice_fleet_sync_duration_seconds"], "histogram");
+    EXPECT_EQ(p.samples["sluice_fleet_sync_duration_seconds_bucket{node=\"api-1\",le=\"0.005\"}"], "100");
+    EXPECT_EQ(p.samples["sluice_fleet_sync_duration_seconds_bucket{node=\"api-1\",le=\"+Inf\"}"], "120");
+    EXPECT_EQ(p.samples["sluice_fleet_sync_duration_seconds_sum" + node], "0.250000000");
+    EXPECT_EQ(p.samples["sluice_fleet_sync_duration_seconds_count" + node], "120");
+    EXPECT_EQ(p.samples["sluice_fleet_syncs_total" + node], "120");
+    EXPECT_EQ(p.samples["sluice_fleet_sync_errors_total{node=\"api-1\",redis=\"[fd00::6]:6379\"}"], "3");
+    EXPECT_EQ(p.samples["sluice_fleet_redis_up{node=\"api-1\",redis=\"10.1.0.5:6379\"}"], "1");
+    EXPECT_EQ(p.samples["sluice_fleet_redis_up{node=\"api-1\",redis=\"[fd00::6]:6379\"}"], "0");
+    EXPECT_EQ(p.samples["sluice_fleet_fallback" + node], "1");
+    EXPECT_EQ(p.samples["sluice_fleet_fallbacks_total" + node], "1");
+    EXPECT_EQ(p.samples["sluice_fleet_sources_synced" + node], "7");
+    EXPECT_EQ(p.samples["sluice_fleet_sources_synced_total" + node], "900");
+    EXPECT_EQ(p.samples["sluice_fleet_sources_over" + node], "2");
+    EXPECT_EQ(p.samples["sluice_fleet_nodes" + node], "3");
+    for (const auto& [name, type] : p.types)
+        EXPECT_EQ(type == "counter", name.ends_with("_total")) << name << " is a " << type;
 }
 
 TEST(Metrics, FollowsNamingConventions)
