@@ -24,6 +24,7 @@
 
 #include "datapath.h"
 #include "error.h"
+#include "map_batch.h"
 
 namespace sluice {
 
@@ -324,47 +325,17 @@ struct SourceKeyEq {
     }
 };
 
-// Every entry of the units map, read in batches (key by key where the
-// kernel has no batch ops for it).
+// Every entry of the units map.
 std::vector<std::pair<sluice_source_key, sluice_fleet_units>> readUnits(int fd)
 {
     std::vector<std::pair<sluice_source_key, sluice_fleet_units>> out;
-    uint32_t chunk = 4096;
-    std::vector<sluice_source_key> keys(chunk);
-    std::vector<sluice_fleet_units> values(chunk);
-    uint32_t in = 0, next = 0;
-    bool first = true;
-    for (;;) {
-        uint32_t count = chunk;
-        int err = bpf_map_lookup_batch(fd, first ? nullptr : &in, &next, keys.data(), values.data(), &count,
-                                       nullptr);
-        if (err == -ENOSPC && count == 0) {
-            chunk *= 2;
-            keys.resize(chunk);
-            values.resize(chunk);
-            continue;
-        }
-        if (err && err != -ENOENT) {
-            if (!first || !(err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP || err == -524))
-                throwSys("cannot read the fleet units map", err);
-            sluice_source_key key{}, k{};
-            int e = bpf_map_get_next_key(fd, nullptr, &k);
-            while (!e) {
-                sluice_fleet_units u{};
-                if (bpf_map_lookup_elem(fd, &k, &u) == 0)
-                    out.emplace_back(k, u);
-                key = k;
-                e = bpf_map_get_next_key(fd, &key, &k);
-            }
-            return out;
-        }
-        for (uint32_t i = 0; i < count; i++)
-            out.emplace_back(keys[i], values[i]);
-        if (err == -ENOENT)
-            return out;
-        in = next;
-        first = false;
-    }
+    forEachBatch<sluice_source_key, sluice_fleet_units>(
+        fd, "the fleet units map (sluice_fleet_units)",
+        [&](const sluice_source_key* k, const sluice_fleet_units* v, uint32_t n) {
+            for (uint32_t i = 0; i < n; i++)
+                out.emplace_back(k[i], v[i]);
+        });
+    return out;
 }
 
 Address addressOf(const sluice_source_key& key)

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "error.h"
+#include "map_batch.h"
 
 extern "C" {
 #include "lib/gcra.h"
@@ -372,51 +373,11 @@ private:
     int fd_ = -1;
 };
 
-// Calls f(keys, values, count) for every chunk of the map, read with
-// BPF_MAP_LOOKUP_BATCH. The map keeps changing meanwhile: an entry inserted
-// or evicted during the walk may be missed or seen, as with get_next_key.
+// Every chunk of the per-source table (map_batch.h).
 template <typename F>
 void forEachChunk(const MapFd& map, F f)
 {
-    uint32_t chunk = 16384;
-    std::vector<sluice_source_key> keys(chunk);
-    std::vector<sluice_source_state> values(chunk);
-    uint32_t inBatch = 0, outBatch = 0;
-    bool first = true;
-    for (;;) {
-        uint32_t count = chunk;
-        int err = bpf_map_lookup_batch(map.get(), first ? nullptr : &inBatch, &outBatch, keys.data(),
-                                       values.data(), &count, nullptr);
-        if (err == -ENOSPC && count == 0) {
-            // One hash bucket holds more than a chunk: grow and retry.
-            chunk *= 2;
-            keys.resize(chunk);
-            values.resize(chunk);
-            continue;
-        }
-        if (err && err != -ENOENT) {
-            if (first && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP || err == -524)) {
-                // No batch ops here: key by key.
-                sluice_source_key key{}, next{};
-                int e = bpf_map_get_next_key(map.get(), nullptr, &next);
-                while (!e) {
-                    sluice_source_state st{};
-                    if (bpf_map_lookup_elem(map.get(), &next, &st) == 0)
-                        f(&next, &st, 1u);
-                    key = next;
-                    e = bpf_map_get_next_key(map.get(), &key, &next);
-                }
-                return;
-            }
-            throwSys("cannot read " + map.path(), err);
-        }
-        if (count)
-            f(keys.data(), values.data(), count);
-        if (err == -ENOENT)
-            return;
-        inBatch = outBatch;
-        first = false;
-    }
+    forEachBatch<sluice_source_key, sluice_source_state>(map.get(), map.path(), f);
 }
 
 }  // namespace
