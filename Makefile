@@ -114,7 +114,7 @@ FLOOD_SRCS := $(wildcard tools/flood/*.cpp)
 FLOOD_OBJS := $(FLOOD_SRCS:%.cpp=$(BUILD)/obj/%.o)
 FLOOD_LIB  := $(filter-out $(BUILD)/obj/tools/flood/main.o,$(FLOOD_OBJS))
 
-.PHONY: flood test-flood bench bench-quick bench-accuracy
+.PHONY: flood test-flood bench bench-quick bench-accuracy bench-responder
 flood: $(BUILD)/sluice-flood
 
 $(BUILD)/flood.bpf.o: bpf/flood.bpf.c
@@ -159,3 +159,15 @@ $(BUILD)/tests/accuracy_bench: $(BUILD)/obj/tests/bench/accuracy_bench.o $(BUILD
 bench-accuracy: $(BUILD)/tests/accuracy_bench
 	@mkdir -p $(BUILD)/bench
 	$< --json $(BUILD)/bench/accuracy.json --markdown BENCHMARKS.md
+
+# The 429 responder of action respond under a flood of over-limit
+# connections: answered per second, memory and CPU of `sluice run` (root).
+$(BUILD)/tests/responder_bench: $(BUILD)/obj/tests/bench/responder_bench.o \
+                                $(BUILD)/obj/tests/integration/netns.o $(BUILD)/libsluice.a
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) $(LIBS)
+
+$(BUILD)/obj/tests/bench/responder_bench.o: CXXFLAGS += -Itests/integration
+
+bench-responder: $(BUILD)/tests/responder_bench $(BUILD)/sluice
+	$<
