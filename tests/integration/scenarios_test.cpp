@@ -16,25 +16,14 @@
 
 #include <gtest/gtest.h>
 
-#include "api_server.h"
-#include "attachments.h"
-#include "datapath.h"
+#include "api_fixture.h"
 #include "http_load.h"
-#include "netns.h"
-#include "paths.h"
-#include "sluice_run.h"
 
 using namespace slit;
 
 namespace {
 
-constexpr uint16_t kApiPort = 8080;
 const std::string kHeavy = "/api/v1/heavy-task";
-
-std::string policyToml(const std::string& iface, const std::string& body) {
-    return "[sluice]\ninterfaces = [\"" + iface + "\"]\nmax_sources = 65536\n\n[[policy]]\nname = \"heavy-task\"\n"
-           "proto = \"tcp\"\nports = [" + std::to_string(kApiPort) + "]\n" + body;
-}
 
 std::string describe(const Outcomes& o) {
     std::string s;
@@ -43,57 +32,21 @@ std::string describe(const Outcomes& o) {
     return s;
 }
 
-class Scenario : public ::testing::Test {
+class Scenario : public ApiFixture {
 protected:
-    void SetUp() override {
-        if (::access(sluiceBinary().c_str(), X_OK) != 0)
-            GTEST_SKIP() << sluiceBinary() << " is not built";
-        std::string missing;
-        if (!apiStackInstalled(&missing))
-            GTEST_SKIP() << "not installed: " << missing << " (tools/install-deps.sh installs them)";
-        // 2 legitimate IPv4 sources, 12 attackers; 3 IPv6 addresses in one /64.
-        link_ = &bed_.addClient(14, 3);
-        // RSTs (reject, respond's fallback) leave by XDP_TX (attachments.h).
-        enableXdpReceive(*link_->client, link_->clientIf, peers_);
-        run_ = std::make_unique<SluiceRun>(bed_.receiver(), std::vector<std::string>{link_->receiverIf});
-        ApiServer::Options app;
-        app.port = kApiPort;
-        app.log = run_->dir() + "/gunicorn.log";
-        api_ = std::make_unique<ApiServer>(bed_.receiver(), app);
-    }
-
-    void TearDown() override {
-        if (HasFailure() && run_)
-            std::fprintf(stderr, "[slit] sluice run log:\n%s", run_->log().c_str());
-    }
+    // 2 legitimate IPv4 sources, 12 attackers; 3 IPv6 addresses in one /64.
+    void SetUp() override { setUpApi(14, 3); }
 
     std::vector<std::string> legitSources() const { return {link_->client4[0], link_->client4[1]}; }
     std::vector<std::string> attackSources() const {
         return {link_->client4.begin() + 2, link_->client4.end()};
     }
-
-    uint64_t counted(uint32_t verdict) {
-        return bed_.receiver().run([&] {
-            auto dp = sluice::Datapath::open(link_->receiverIf);
-            uint64_t n = 0;
-            for (const auto& sc : dp.counters())
-                if (sc.policy == "heavy-task")
-                    n += sc.verdicts.at(verdict).packets;
-            return n;
-        });
-    }
-
-    Testbed bed_;
-    Attachments peers_;
-    Testbed::Link* link_ = nullptr;
-    std::unique_ptr<SluiceRun> run_;
-    std::unique_ptr<ApiServer> api_;
 };
 
 // "5 per minute" on the API port with action reject: 5 answers, then
 // refusals at once, while another client keeps getting 200s.
 TEST_F(Scenario, OverFivePerMinuteRejectRefusesWhileOthersAreServed) {
-    run_->writeConfig(policyToml(link_->receiverIf, "connections = \"5 per minute\"\naction = \"reject\"\n"));
+    run_->writeConfig(policyConfig("connections = \"5 per minute\"\naction = \"reject\"\n"));
     ASSERT_TRUE(run_->start());
     const std::string a = link_->client4[0], b = link_->client4[1];
     for (int i = 0; i < 5; i++)
@@ -114,7 +67,7 @@ TEST_F(Scenario, OverFivePerMinuteRejectRefusesWhileOthersAreServed) {
 // limit keep >= 99% success, no over-limit request reaches the app, and the
 // app's CPU stays near idle (it pays only for the attackers' admitted few).
 TEST_F(Scenario, FloodFromManyAddressesLeavesLegitimateClientsServed) {
-    run_->writeConfig(policyToml(link_->receiverIf, "connections = \"5 per minute\"\naction = \"respond\"\n"));
+    run_->writeConfig(policyConfig("connections = \"5 per minute\"\naction = \"respond\"\n"));
     ASSERT_TRUE(run_->start());
     FloodPlan plan;
     plan.legitSources = legitSources();
@@ -148,7 +101,7 @@ TEST_F(Scenario, FloodFromManyAddressesLeavesLegitimateClientsServed) {
 TEST_F(Scenario, KeepAliveFloodIsHeldByThePacketsLimit) {
     if (::access("/usr/bin/wrk", X_OK) != 0)
         GTEST_SKIP() << "wrk is not installed (tools/install-deps.sh installs it)";
-    run_->writeConfig(policyToml(link_->receiverIf, "connections = \"5 per minute\"\n"
+    run_->writeConfig(policyConfig("connections = \"5 per minute\"\n"
                                                     "packets = \"10/second burst 20\"\naction = \"drop\"\n"));
     ASSERT_TRUE(run_->start());
     // wrk cannot pick its source: it uses the veth's primary address, client4[0].
@@ -172,7 +125,7 @@ TEST_F(Scenario, KeepAliveFloodIsHeldByThePacketsLimit) {
 
 // IPv6 clients rotating addresses inside one /64 share the /64's bucket.
 TEST_F(Scenario, IPv6RotationInsideOneSlash64IsHeldToItsLimit) {
-    run_->writeConfig(policyToml(link_->receiverIf, "connections = \"5 per hour\"\nipv6_prefix = 64\n"
+    run_->writeConfig(policyConfig("connections = \"5 per hour\"\nipv6_prefix = 64\n"
                                                     "action = \"respond\"\n"));
     ASSERT_TRUE(run_->start());
     int ok = 0, refused = 0;
@@ -200,7 +153,7 @@ TEST_F(Scenario, SpoofedSynFloodLeavesLegitimateClientsConnecting) {
     // ipv6_prefix 128: the spoofed sources share the testbed's /64 with the
     // legitimate IPv6 client; per address, each is a source of its own (the
     // 1M-source case), and none shares the legitimate client's bucket.
-    run_->writeConfig(policyToml(link_->receiverIf, "connections = \"5 per second burst 20\"\n"
+    run_->writeConfig(policyConfig("connections = \"5 per second burst 20\"\n"
                                                     "ipv6_prefix = 128\naction = \"respond\"\n"));
     ASSERT_TRUE(run_->start());
     std::string mac;
