@@ -798,6 +798,9 @@ struct FleetSync::Impl {
                               it->second.mapFd("sluice_fleet_over"), {}};
                 engine.baseline({t});
             }
+            // Race: a reload may flip the generation while this reads it;
+            // a torn read costs at most one round of unknown state tags
+            // (their sources are skipped, and sent the next round).
             out.push_back(FleetTarget{iface, it->second.mapFd("sluice_fleet_units"),
                                       it->second.mapFd("sluice_fleet_over"),
                                       it->second.installedPolicies()});

@@ -23,13 +23,15 @@ protected:
             GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
     }
 
-    static sluice_source_key keyOf(const Datapath& dp, const std::string& policy, const char* v4)
+    // The key of a source as the program masks it (an IPv6 address given
+    // already masked to the policy's prefix).
+    static sluice_source_key keyOf(const Datapath& dp, const std::string& policy, const char* addr)
     {
         sluice_source_key k{};
         for (const auto& p : dp.installedPolicies())
             if (p.name == policy)
                 k.state_tag = p.stateTag;
-        Address a = Address::parse(v4);
+        Address a = Address::parse(addr);
         std::memcpy(k.addr, a.bytes.data(), 16);
         return k;
     }
@@ -94,6 +96,28 @@ TEST_F(FleetDataPath, CountsAdmittedUnitsPerLimitAndObeysOverUntil)
     uint64_t left = 0;
     EXPECT_NE(bpf_map_lookup_elem(dp.mapFd("sluice_fleet_over"), &key, &left), 0) << "expired entry kept";
     EXPECT_EQ(units(dp, key)->units[1], 4U);
+}
+
+// IPv6 sources are keyed by their /64 (the default ipv6_prefix): two
+// addresses of one /64 add to one fleet count and share one over-until.
+TEST_F(FleetDataPath, Ipv6SourcesCountAndStopPerPrefix)
+{
+    Datapath dp = Datapath::loadUnattached();
+    Policy p = udpPolicy("fleet6", {port(53)}, {pkts(100)});
+    p.scope = Scope::Fleet;
+    dp.install(Rules{{p}}.make());
+    const sluice_source_key key = keyOf(dp, "fleet6", "2001:db8:5::");
+    EXPECT_EQ(send(dp, Packet::v6("2001:db8:5::1", kServer6).udp(1, 53).build()), XDP_PASS);
+    EXPECT_EQ(send(dp, Packet::v6("2001:db8:5::2", kServer6).udp(1, 53).build()), XDP_PASS);
+    auto u = units(dp, key);
+    ASSERT_TRUE(u.has_value()) << "no fleet units for the /64";
+    EXPECT_EQ(u->units[0], 2U);
+
+    uint64_t until = Datapath::nowNs() + 60'000'000'000ULL;
+    ASSERT_EQ(bpf_map_update_elem(dp.mapFd("sluice_fleet_over"), &key, &until, BPF_ANY), 0);
+    EXPECT_EQ(send(dp, Packet::v6("2001:db8:5::3", kServer6).udp(1, 53).build()), XDP_DROP);
+    EXPECT_EQ(send(dp, Packet::v6("2001:db8:6::3", kServer6).udp(1, 53).build()), XDP_PASS)
+        << "another /64 is another source";
 }
 
 TEST_F(FleetDataPath, MonitorPassesAndHostScopeIgnoresTheFleetMaps)
