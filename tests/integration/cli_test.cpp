@@ -678,7 +678,7 @@ TEST_F(CliNet, PolicyAllowAndDenyEdits) {
     EXPECT_TRUE(contains(r.out, "added policy udp-ten")) << r;
     r = sluice({"policy", "add", "--iface", iface_, "--name", "tcp-web", "--proto", "tcp", "--ports",
                 "8080,9000-9010", "--connections", "5 per day", "--action", "monitor", "--ipv6-prefix",
-                "128"});
+                "128", "--scope", "fleet"});
     ASSERT_EQ(r.status, 0) << r;
 
     r = sluice({"policy", "list", "--iface", iface_});
@@ -702,6 +702,8 @@ TEST_F(CliNet, PolicyAllowAndDenyEdits) {
     EXPECT_EQ((*web)["limits"][0]["count"], 5);
     EXPECT_EQ((*web)["action"], "monitor");
     EXPECT_EQ((*web)["ipv6_prefix"], 128);
+    EXPECT_EQ((*web)["scope"], "fleet") << "read back from the kernel's policy";
+    EXPECT_EQ((*findPolicy(list, iface_, "udp-ten"))["scope"], "host");
 
     r = sluice({"policy", "remove", "tcp-web", "--iface", iface_});
     EXPECT_EQ(r.status, 0) << r;

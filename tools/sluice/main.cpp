@@ -148,6 +148,7 @@ void editRules(const std::string& iface, Edit edit)
 
 struct PolicyArgs {
     std::string iface, name, proto = "tcp", ports, connections, packets, bytes, action = "drop", key = "source";
+    std::string scope = "host";
     int ipv4Prefix = 32, ipv6Prefix = 64;
 };
 
@@ -183,6 +184,9 @@ Policy policyFromArgs(const PolicyArgs& a)
         throwUsage("--ipv4-prefix must be 0-32 and --ipv6-prefix 0-128");
     p.ipv4Prefix = static_cast<uint8_t>(a.ipv4Prefix);
     p.ipv6Prefix = static_cast<uint8_t>(a.ipv6Prefix);
+    if (a.scope != "host" && a.scope != "fleet")
+        throwUsage("--scope must be host or fleet");
+    p.scope = a.scope == "fleet" ? Scope::Fleet : Scope::Host;
     return p;
 }
 
@@ -542,6 +546,10 @@ int run(int argc, char** argv)
     policyAdd->add_option("--key", policyArgs.key, "source or global");
     policyAdd->add_option("--ipv4-prefix", policyArgs.ipv4Prefix, "Bucket per IPv4 prefix (default 32)");
     policyAdd->add_option("--ipv6-prefix", policyArgs.ipv6Prefix, "Bucket per IPv6 prefix (default 64)");
+    policyAdd->add_option("--scope", policyArgs.scope,
+                          "host (default) or fleet: shared through Redis by a `sluice run` with [fleet] "
+                          "(docs/fleet.md); without one, fleet means the local limits only")
+        ->check(CLI::IsMember({"host", "fleet"}));
     policyAdd->footer("Example: sluice policy add --name login --proto tcp --ports 443 --connections \"5 per minute\"");
     std::string policyName;
     auto* policyRemove = policy->add_subcommand("remove", "Remove a policy from the live set");
