@@ -110,7 +110,7 @@ def pct(a, b):
     return 100.0 * a / b if b else 100.0
 
 
-def render(args, sources, elapsed, top, stats, app_served, app_cpu, tty):
+def render(args, sources, elapsed, top, stats, app_served, app_cpu, cpu_last_s, tty):
     legit = [s for s in sources if s.role == "legitimate"]
     attack = [s for s in sources if s.role == "attacker"]
     l_ok, l_sent = sum(s.ok for s in legit), sum(s.sent for s in legit)
@@ -118,13 +118,15 @@ def render(args, sources, elapsed, top, stats, app_served, app_cpu, tty):
     a_reached = sum(s.ok for s in attack)
     if not tty:  # a log: one line a second
         print(f"t={elapsed:4.1f}s legitimate {l_ok}/{l_sent} ok | attacker {a_sent} sent, {a_reached} reached "
-              f"the app | app CPU {app_cpu:.2f}s", flush=True)
+              f"the app | app CPU {app_cpu:.2f}s (last second {cpu_last_s:.2f}s)", flush=True)
         return
-    # sluice keys a source by its prefix (an IPv6 /64): match addresses in it.
+    # sluice keys a source by its masked address (an IPv6 /64 by default).
     state = []
     for e in (top or {}).get(args.iface, {}).get("sources", []):
         conn = next((l for l in e["limits"] if l["kind"] == "connections"), e["limits"][0])
-        state.append((ipaddress.ip_network(e["source"], strict=False), e["limited"], conn.get("remaining", "-")))
+        prefix = args.ipv6_prefix if ":" in e["source"] else args.ipv4_prefix
+        net = ipaddress.ip_network(f"{e['source'].split('/')[0]}/{prefix}", strict=False)
+        state.append((net, e["limited"], conn.get("remaining", "-")))
     lines = [f"sluice demo: {elapsed:4.1f}s of {args.seconds}s   API http://{args.server4}:{args.port}{HEAVY}   "
              f"policy heavy-task: {args.limit}, action respond", "",
              f"{'SOURCE':<22}{'ROLE':<12}{'SENT':>7}{'200':>6}{'429':>7}{'REFUSED':>9}{'FAILED':>8}"
@@ -141,7 +143,8 @@ def render(args, sources, elapsed, top, stats, app_served, app_cpu, tty):
               f"legitimate success: {l_ok}/{l_sent} ({pct(l_ok, l_sent):.1f}%)    "
               f"attacker: {a_sent} sent, {a_reached} reached the app",
               "sluice heavy-task packets: " + (", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())) or "-"),
-              f"the app: heavy-task served {app_served} times, CPU {app_cpu:.2f}s since the start"]
+              f"the app: heavy-task served {app_served} times, CPU {app_cpu:.2f}s since the start, "
+              f"{cpu_last_s:.2f}s in the last second"]
     sys.stdout.write("\033[H\033[2J" + "\n".join(lines) + "\n")
     sys.stdout.flush()
 
@@ -165,12 +168,14 @@ def main():
     with open(args.config, "rb") as f:
         policy = next(q for q in tomllib.load(f)["policy"] if q["name"] == "heavy-task")
     args.limit = policy["connections"]
+    args.ipv4_prefix, args.ipv6_prefix = policy.get("ipv4_prefix", 32), policy.get("ipv6_prefix", 64)
     per_minute = int(re.match(r"(\d+) per minute", args.limit).group(1))
     # The bucket starts full (a burst of per_minute), then refills.
     allowed_each = per_minute + int(args.seconds * per_minute / 60) + 1
 
     sources = [Source(a, "legitimate") for a in args.legit] + [Source(a, "attacker") for a in args.attack]
     _, cpu0 = app_stats(args)
+    cpu_prev = cpu0
     start = time.monotonic()
     deadline = start + args.seconds
     threads = []
@@ -193,7 +198,8 @@ def main():
             else None
         stats = in_server(args, [args.sluice, "stats", args.iface, "--json"]) if tty else None
         served, cpu = app_stats(args)
-        render(args, sources, time.monotonic() - start, top, stats, served, cpu - cpu0, tty)
+        render(args, sources, time.monotonic() - start, top, stats, served, cpu - cpu0, cpu - cpu_prev, tty)
+        cpu_prev = cpu
         time.sleep(max(0.0, start + tick - time.monotonic()))
     for t in threads:
         t.join(timeout=REQUEST_TIMEOUT_S + LEGIT_PERIOD_S)
