@@ -115,7 +115,7 @@ FLOOD_SRCS := $(wildcard tools/flood/*.cpp)
 FLOOD_OBJS := $(FLOOD_SRCS:%.cpp=$(BUILD)/obj/%.o)
 FLOOD_LIB  := $(filter-out $(BUILD)/obj/tools/flood/main.o,$(FLOOD_OBJS))
 
-.PHONY: flood test-flood bench bench-quick bench-accuracy bench-responder
+.PHONY: flood test-flood bench bench-quick bench-accuracy bench-responder bench-api
 flood: $(BUILD)/sluice-flood
 
 $(BUILD)/flood.bpf.o: bpf/flood.bpf.c
@@ -168,7 +168,17 @@ $(BUILD)/tests/responder_bench: $(BUILD)/obj/tests/bench/responder_bench.o \
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) $(LIBS)
 
-$(BUILD)/obj/tests/bench/responder_bench.o: CXXFLAGS += -Itests/integration
+$(BUILD)/obj/tests/bench/responder_bench.o $(BUILD)/obj/tests/bench/api_bench.o: CXXFLAGS += -Itests/integration
 
 bench-responder: $(BUILD)/tests/responder_bench $(BUILD)/sluice
+	$<
+
+# One flood against the Flask app: unprotected, Flask-Limiter, sluice (root).
+$(BUILD)/tests/api_bench: $(BUILD)/obj/tests/bench/api_bench.o $(BUILD)/obj/tests/integration/netns.o \
+                          $(BUILD)/obj/tests/integration/api_server.o $(BUILD)/obj/tests/integration/http_load.o \
+                          $(BUILD)/libsluice.a
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) $(LIBS)
+
+bench-api: $(BUILD)/tests/api_bench $(BUILD)/sluice
 	$<

@@ -87,6 +87,8 @@ ApiServer::Stats ApiServer::stats() const {
     Stats s;
     for (const auto& [k, v] : j.at("served").items())
         s.served[k] = v.get<int>();
+    for (const auto& [k, v] : j.at("heavy_task_by_source").items())
+        s.heavyBySource[k] = v.get<int>();
     s.cpuSeconds = j.at("cpu_seconds").get<double>();
     return s;
 }

@@ -37,6 +37,7 @@ public:
 
     struct Stats {
         std::map<std::string, int> served;  // "route status" -> requests
+        std::map<std::string, int> heavyBySource;  // heavy-task 200s by client address
         double cpuSeconds = 0;              // the worker's user + system time
     };
     Stats stats() const;

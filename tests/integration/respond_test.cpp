@@ -17,47 +17,23 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "api_server.h"
-#include "attachments.h"
-#include "datapath.h"
-#include "netns.h"
-#include "paths.h"
-#include "sluice_run.h"
+#include "api_fixture.h"
 
 using namespace slit;
 
 namespace {
 
-constexpr uint16_t kApiPort = 8080;
 constexpr int kLimit = 5;
 const std::string kHeavy = "/api/v1/heavy-task";
 
-class RespondTest : public ::testing::Test {
+class RespondTest : public ApiFixture {
 protected:
     void SetUp() override {
-        if (::access(sluiceBinary().c_str(), X_OK) != 0)
-            GTEST_SKIP() << sluiceBinary() << " is not built";
-        std::string missing;
-        if (!apiStackInstalled(&missing))
-            GTEST_SKIP() << "not installed: " << missing << " (tools/install-deps.sh installs them)";
-        link_ = &bed_.addClient(2, 2);
-        // The fallback's RST leaves by XDP_TX: the client's veth needs an XDP
-        // program to receive it (attachments.h).
-        enableXdpReceive(*link_->client, link_->clientIf, peers_);
-        run_ = std::make_unique<SluiceRun>(bed_.receiver(), std::vector<std::string>{link_->receiverIf});
-        ApiServer::Options app;
-        app.port = kApiPort;
-        app.log = run_->dir() + "/gunicorn.log";
-        api_ = std::make_unique<ApiServer>(bed_.receiver(), app);
-        run_->writeConfig("[sluice]\ninterfaces = [\"" + link_->receiverIf +
-                          "\"]\nmax_sources = 4096\n\n[[policy]]\nname = \"heavy-task\"\nproto = \"tcp\"\n"
-                          "ports = [" + std::to_string(kApiPort) + "]\nconnections = \"" +
-                          std::to_string(kLimit) + " per hour\"\naction = \"respond\"\n");
-    }
-
-    void TearDown() override {
-        if (HasFailure() && run_)
-            std::fprintf(stderr, "[slit] sluice run log:\n%s", run_->log().c_str());
+        setUpApi(2, 2);
+        if (IsSkipped())
+            return;
+        run_->writeConfig(policyConfig("connections = \"" + std::to_string(kLimit) +
+                                       " per hour\"\naction = \"respond\"\n"));
     }
 
     std::string url(const std::string& addr) const {
@@ -66,17 +42,6 @@ protected:
     }
 
     HttpResult get(const std::string& src) { return httpGet(*link_->client, src, url(src)); }
-
-    uint64_t counted(uint32_t verdict) {
-        return bed_.receiver().run([&] {
-            auto dp = sluice::Datapath::open(link_->receiverIf);
-            uint64_t n = 0;
-            for (const auto& sc : dp.counters())
-                if (sc.policy == "heavy-task")
-                    n += sc.verdicts.at(verdict).packets;
-            return n;
-        });
-    }
 
     // Over the limit from `src`: kLimit answers from the app, then sluice's
     // 429s, each with the fields of the IETF draft and Flask-Limiter's body.
@@ -103,11 +68,6 @@ protected:
         }
     }
 
-    Testbed bed_;
-    Attachments peers_;
-    Testbed::Link* link_ = nullptr;
-    std::unique_ptr<SluiceRun> run_;
-    std::unique_ptr<ApiServer> api_;
 };
 
 TEST_F(RespondTest, OverLimitIPv4ClientGets429AndTheAppNeverSeesIt) {

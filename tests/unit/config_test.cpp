@@ -479,7 +479,7 @@ const std::vector<InvalidCase> kInvalid = {
     {"Ipv6PrefixNegative", kHead + "ports = [80]\npackets = \"1/second\"\nipv6_prefix = -1\n",
      "t.toml:6:15: ", "ipv6_prefix must be 0..128, not -1"},
     {"UnknownAction", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"block\"\n",
-     "t.toml:6:10: ", "action must be \"drop\", \"reject\", \"redirect\" or \"monitor\", not 'block'"},
+     "t.toml:6:10: ", "action must be \"drop\", \"reject\", \"respond\", \"redirect\" or \"monitor\", not 'block'"},
 
     // Rate strings: the column points inside the string, at the bad token.
     {"BadRateUnit", kHead + "ports = [80]\npackets = \"5 per fortnight\"\n", "t.toml:5:18: ",

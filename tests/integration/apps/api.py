@@ -3,8 +3,8 @@
 
 Routes: /api/v1/heavy-task burns CPU (the expensive request a flood makes
 someone pay for), /health is cheap, /stats tells the test what the app did
-(requests served by route and status, its own CPU seconds) and is not
-counted itself.
+(requests served by route and status, heavy-task answers by client address,
+its own CPU seconds) and is not counted itself.
 
 Run with Debian's Python (/usr/bin/python3 -m gunicorn ... api:app), one
 worker process with threads, so the counters are one process's.
@@ -18,11 +18,12 @@ import resource
 import threading
 import time
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
 app = Flask(__name__)
 _lock = threading.Lock()
 _served = {}
+_heavy_by_source = {}
 HEAVY_TASK_SECONDS = float(os.environ.get("API_HEAVY_SECONDS", "0.02"))
 
 
@@ -34,9 +35,14 @@ def _count(route, status):
 
 @app.after_request
 def _after(response):
-    from flask import request
     if request.path != "/stats":
         _count(request.path, response.status_code)
+    if request.path == "/api/v1/heavy-task" and response.status_code == 200:
+        with _lock:
+            src = request.remote_addr or "?"
+            if src.startswith("::ffff:"):
+                src = src[len("::ffff:"):]
+            _heavy_by_source[src] = _heavy_by_source.get(src, 0) + 1
     return response
 
 
@@ -57,7 +63,9 @@ def stats():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with _lock:
         served = dict(_served)
-    return jsonify(served=served, cpu_seconds=usage.ru_utime + usage.ru_stime)
+        by_source = dict(_heavy_by_source)
+    return jsonify(served=served, heavy_task_by_source=by_source,
+                   cpu_seconds=usage.ru_utime + usage.ru_stime)
 
 
 _limit = os.environ.get("API_LIMIT")
