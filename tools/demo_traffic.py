@@ -6,7 +6,8 @@ every 15 s, within 5 per minute) and an attacker (many requests a second from
 each of its addresses) against the API's /api/v1/heavy-task, side by side.
 Once a second it redraws what each source got, what sluice sees (`sluice top`
 and `sluice stats` through nsenter into the server namespace) and the app's
-CPU (its /stats on the server's loopback, which XDP never sees). It ends with
+CPU (its /stats on the server's loopback, which XDP never sees); written to
+a log instead of a terminal, it prints one line a second. It ends with
 a summary and one machine-readable "SUMMARY key=value ..." line.
 
 Every loop is bounded by the deadline and by a count.
