@@ -82,7 +82,8 @@ $(BUILD)/tests/prog_run_bench: $(BUILD)/obj/tests/bench/prog_run_bench.o $(BUILD
 bench-prog: $(BUILD)/tests/prog_run_bench
 	$<
 
-# A legitimate client and an attacker against one HTTP server, ~30 s (root).
+# The Flask API protected by `sluice run` with examples/api.toml: legitimate
+# users and an attacker side by side, ~30 s (DEMO_SECONDS), live view (root).
 demo: deps
 	$(MAKE) $(BUILD)/sluice
 	tools/demo.sh

@@ -85,10 +85,13 @@ std::string describe(const Config& config)
 
 // loadConfig for the daemon: a config without interfaces is valid for
 // `sluice apply`, but here it would mean "detach everything", which a
-// half-written file must not be able to say.
-Config loadDaemonConfig(const std::string& path)
+// half-written file must not be able to say. --interface replaces them.
+Config loadDaemonConfig(const DaemonOptions& options)
 {
+    const std::string& path = options.configPath;
     Config config = loadConfig(path);
+    if (!options.interfaces.empty())
+        config.interfaces = options.interfaces;
     if (config.interfaces.empty())
         throwUsage(path + ": [sluice] interfaces is empty: `sluice run` needs at least one "
                           "interface (stop the daemon to detach everything)");
@@ -331,7 +334,7 @@ public:
     {
         Config next;
         try {
-            next = loadDaemonConfig(options_.configPath);
+            next = loadDaemonConfig(options_);
         } catch (const std::exception& e) {
             failed(e.what());
             return;
@@ -612,7 +615,7 @@ int runDaemon(const DaemonOptions& options)
 
     Config config;
     try {
-        config = loadDaemonConfig(options.configPath);
+        config = loadDaemonConfig(options);
     } catch (const std::exception& e) {
         // Whatever made it unreadable, it is the config's fault: exit 2.
         logLine(e.what());

@@ -19,6 +19,9 @@ struct DaemonOptions {
     std::string configPath;
     bool keepOnExit = false;
     XdpMode mode = XdpMode::Auto;  // for interfaces it attaches, not ones it adopts
+    // --interface: these replace the config's `[sluice] interfaces`, at
+    // start and at every reload (one config file for hosts whose NICs differ).
+    std::vector<std::string> interfaces;
 };
 
 // What the running daemon has done so far, for /metrics.

@@ -1404,3 +1404,31 @@ TEST_F(CliNet, ApplyKeepsStateOfUnchangedPolicies) {
     EXPECT_EQ(statOf(s, iface_, "steady2", "limited"), 0u) << s.dump();
     EXPECT_EQ(sendUdp(x, kSteadyPort, 8), 6);
 }
+
+// ---------------------------------------------------------------- examples/
+
+// Each shipped example installs on a real interface (its `interfaces` names
+// eth0; apply takes the interface from the command line), and dns.toml's
+// limit holds real datagrams.
+TEST_F(CliNet, ExamplesInstallOnARealInterface) {
+    attach();
+    const std::vector<std::pair<std::string, std::vector<std::string>>> examples = {
+        {"api.toml", {"heavy-task", "api-default", "dns"}},
+        {"login.toml", {"login"}},
+        {"dns.toml", {"dns", "dns-tcp"}},
+    };
+    for (const auto& [file, policies] : examples) {
+        Cli r = sluice({"apply", iface_, "--config", sourceDir() + "/examples/" + file});
+        ASSERT_EQ(r.status, 0) << file << r;
+        Json live = sluiceJson({"policy", "list", "--iface", iface_, "--json"}).at(iface_);
+        std::vector<std::string> names;
+        for (const auto& p : live)
+            names.push_back(p.at("name").get<std::string>());
+        EXPECT_EQ(names, policies) << file;
+    }
+    // dns.toml is installed last: 20/second burst 40 per source on UDP 53.
+    int got = sendUdp(src(0), 53, 60);
+    EXPECT_GE(got, 40) << "the burst";
+    EXPECT_LT(got, 60) << "the excess was dropped: " << stats().dump();
+    EXPECT_EQ(sendUdp(src(1), 53, 10), 10) << "another source has its own bucket";
+}

@@ -428,3 +428,20 @@ TEST_F(DaemonTest, AReloadAttachesAddedAndDetachesRemovedInterfaces) {
     EXPECT_FALSE(xdpAttached(receiver(), other));
     EXPECT_FALSE(pathExists(pinDirOf(other)));
 }
+
+// --interface replaces the config's interfaces at start and at every
+// reload: the config names one that does not exist here.
+TEST_F(DaemonTest, InterfaceOptionReplacesTheConfiguredInterfacesAcrossReloads) {
+    rewriteFile(config_, configText({"eth-nowhere"}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start({"--interface", iface_}));
+    EXPECT_TRUE(waitLog("running with " + config_ + ": 1 policy on " + iface_, 0));
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+
+    size_t from = mark();
+    rewriteFile(config_, configText({"eth-nowhere"}, {{"udp-ten", kPort, "4 per day"}}));
+    ASSERT_TRUE(reloadAfter(from));
+    EXPECT_TRUE(waitLog("reloaded " + config_ + ": 1 policy on " + iface_, from));
+    EXPECT_EQ(send(b_, kPort, 10), 4) << "the reloaded limit, still on " << iface_;
+    EXPECT_TRUE(stop());
+    EXPECT_FALSE(pathExists(pinDirOf(iface_))) << "SIGTERM detached it";
+}

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The TOML config (userspace/config.h): a full config read into the expected
-// model, the defaults, the shipped example, and every kind of invalid config
+// model, the defaults, the shipped examples, and every kind of invalid config
 // with the exact FILE:LINE:COL it must point at.
 #include <gtest/gtest.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
@@ -269,9 +270,68 @@ TEST(Config, ExampleApiTomlLoads)
     EXPECT_EQ(c.rules.policies[1].name, "api-default");
     EXPECT_EQ(c.rules.policies[1].ports, (std::vector<PortRange>{{8081, 8099}, {8443, 8443}}));
     EXPECT_EQ(c.rules.policies[1].limits[1], limit(LimitKind::Bytes, 10'000'000, kSecond));
+    EXPECT_EQ(c.rules.policies[0].action, Action::Respond);
     EXPECT_EQ(c.rules.policies[2].action, Action::Monitor);
     EXPECT_EQ(c.rules.allow.size(), 2U);
     EXPECT_EQ(c.rules.deny.size(), 2U);
+    EXPECT_EQ(compileRuleset(c.rules, {}).policies.size(), 3U);
+}
+
+// Every file in examples/ loads and compiles to map entries (so none rots);
+// the facts each one is about are checked below.
+TEST(Config, EveryExampleLoadsAndCompiles)
+{
+    const std::string dir = sourceRoot() + "/examples";
+    DIR* d = opendir(dir.c_str());
+    ASSERT_NE(d, nullptr) << dir;
+    int seen = 0;
+    while (dirent* e = readdir(d)) {
+        std::string name = e->d_name;
+        if (name.size() < 5 || name.substr(name.size() - 5) != ".toml")
+            continue;
+        seen++;
+        try {
+            Config c = loadConfig(dir + "/" + name);
+            CompiledRuleset compiled = compileRuleset(c.rules, {});
+            EXPECT_EQ(compiled.policies.size(), c.rules.policies.size()) << name;
+            EXPECT_FALSE(c.rules.policies.empty()) << name;
+        } catch (const std::exception& ex) {
+            ADD_FAILURE() << name << ": " << ex.what();
+        }
+    }
+    closedir(d);
+    EXPECT_GE(seen, 3) << "api.toml, login.toml, dns.toml";
+}
+
+TEST(Config, ExampleLoginTomlRejectsAndBans)
+{
+    Config c = loadConfig(sourceRoot() + "/examples/login.toml");
+    ASSERT_EQ(c.rules.policies.size(), 1U);
+    const Policy& p = c.rules.policies[0];
+    EXPECT_EQ(p.proto, Proto::Tcp);
+    EXPECT_EQ(p.action, Action::Reject);
+    ASSERT_EQ(p.limits.size(), 3U);
+    EXPECT_EQ(p.limits[0], limit(LimitKind::Connections, 10, kMinute));
+    EXPECT_EQ(p.limits[2].kind, LimitKind::Packets);
+    ASSERT_TRUE(p.banAfter.has_value());
+    EXPECT_EQ(p.banNs, 15ULL * kMinute);
+    EXPECT_EQ(c.rules.allow.size(), 1U);
+}
+
+TEST(Config, ExampleDnsTomlLimitsUdpPackets)
+{
+    Config c = loadConfig(sourceRoot() + "/examples/dns.toml");
+    ASSERT_EQ(c.rules.policies.size(), 2U);
+    const Policy& udp = c.rules.policies[0];
+    EXPECT_EQ(udp.proto, Proto::Udp);
+    EXPECT_EQ(udp.ports, (std::vector<PortRange>{{53, 53}}));
+    EXPECT_EQ(udp.action, Action::Drop);
+    ASSERT_EQ(udp.limits.size(), 2U);
+    EXPECT_EQ(udp.limits[0].kind, LimitKind::Packets);
+    EXPECT_EQ(udp.limits[0].burst, 40U);
+    EXPECT_EQ(udp.limits[1].kind, LimitKind::Bytes);
+    EXPECT_EQ(c.rules.policies[1].proto, Proto::Tcp);
+    EXPECT_EQ(c.rules.policies[1].action, Action::Reject);
 }
 
 TEST(Config, ExampleFleetTomlLoads)

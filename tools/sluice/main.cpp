@@ -619,7 +619,10 @@ int run(int argc, char** argv)
     runCmd->add_flag("--keep-on-exit", daemon.keepOnExit, "Leave sluice attached when stopped");
     runCmd->add_option("--mode", daemonMode, "XDP mode: auto, native or generic")
         ->check(CLI::IsMember({"auto", "native", "generic"}));
-    runCmd->footer("Example: sluice run --config /etc/sluice/sluice.toml");
+    runCmd->add_option("--interface", daemon.interfaces,
+                       "Protect this interface instead of the config's [sluice] interfaces (repeatable)");
+    runCmd->footer("Example: sluice run --config /etc/sluice/sluice.toml\n"
+                   "         sluice run --config examples/api.toml --interface ens3");
 
     try {
         app.parse(argc, argv);
