@@ -14,6 +14,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include "datapath.h"
 #include "netns.h"
 
 using namespace slit;
@@ -75,4 +78,28 @@ TEST_F(LockoutCli, MissingCapabilitiesAreNamed) {
     r = runCmd({"capsh", "--drop=cap_bpf", "--", "-c", sluiceBin() + " attach " + iface_});
     EXPECT_EQ(r.status, 2) << "CAP_SYS_ADMIN stands in for CAP_BPF: " << r.err;
     EXPECT_TRUE(has(r.err, "unknown interface")) << r.err;
+}
+
+// Least privilege: the pin directory and every pin in it are root's alone.
+TEST(PinPermissions, PinsAreReadableByRootOnly) {
+    Testbed bed;
+    Testbed::Link& link = bed.addClient(1, 0);
+    const std::string iface = link.receiverIf;
+    const std::string dir = std::string(SLUICE_PIN_ROOT) + "/" + iface;
+    registerPinDir(dir);
+    bed.receiver().run([&] { sluice::Datapath::attach({iface, sluice::XdpMode::Native, 1024}); });
+    std::vector<std::string> paths = {SLUICE_PIN_ROOT, dir};
+    for (const char* name : {"prog", "sluice_config", "sluice_sources", "sluice_stats", "sluice_bans"})
+        paths.push_back(dir + "/" + name);
+    for (const auto& p : paths) {
+        struct stat st;
+        if (stat(p.c_str(), &st) != 0) {  // not ASSERT: the detach below must run
+            ADD_FAILURE() << "missing " << p;
+            continue;
+        }
+        EXPECT_EQ(st.st_uid, 0u) << p;
+        EXPECT_EQ(st.st_mode & 077, 0u) << p << " mode " << std::oct << (st.st_mode & 0777);
+    }
+    bed.receiver().run([&] { sluice::Datapath::detach(iface); });
+    unregisterPinDir(dir);
 }
