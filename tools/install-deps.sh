@@ -10,7 +10,7 @@ PACKAGES=(
     libcli11-dev libtomlplusplus-dev libcpp-httplib-dev libhiredis-dev
     libgtest-dev libbenchmark-dev nlohmann-json3-dev
     # tests, benchmarks and their peers
-    xdp-tools iproute2 nftables iptables python3-scapy tcpdump ethtool
+    libcap2-bin xdp-tools iproute2 nftables iptables python3-scapy tcpdump ethtool
     prometheus curl wrk redis-server
     # the real API of the scenario tests (Debian's python, /usr/bin/python3)
     gunicorn python3-flask python3-flask-limiter

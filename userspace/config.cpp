@@ -29,7 +29,8 @@ using Pos = toml::source_position;
 constexpr int64_t kMaxSources = 2147483647;  // 2^31 - 1
 
 const std::vector<std::string_view> kRootKeys = {"sluice", "allow", "deny", "policy", "fleet"};
-const std::vector<std::string_view> kSluiceKeys = {"interfaces", "metrics", "max_sources"};
+const std::vector<std::string_view> kSluiceKeys = {"interfaces", "metrics", "max_sources", "admin",
+                                                    "admin_ports"};
 const std::vector<std::string_view> kListKeys = {"cidr", "comment"};
 const std::vector<std::string_view> kFleetKeys = {"redis", "node", "sync_interval"};
 // Node names go into a Redis client name and log lines: no spaces.
@@ -327,6 +328,10 @@ private:
                                                     std::to_string(kMaxSources) + ", not " +
                                                     std::to_string(v));
                 config.maxSources = static_cast<uint32_t>(v);
+            } else if (k == "admin") {
+                readAdmin(config, *value);
+            } else if (k == "admin_ports") {
+                readAdminPorts(config, *value);
             } else {
                 rejectKey(*key, *value, "in [sluice]", kSluiceKeys);
             }
@@ -389,6 +394,36 @@ private:
         if (!hasNode)
             fail(table->source().begin, "[fleet] needs node (this host's name in the fleet)");
         config.fleet = std::move(fleet);
+    }
+
+    // admin = ["192.0.2.0/24", "2001:db8:ad::/48"]: CIDRs, as in [[allow]].
+    void readAdmin(Config& config, const toml::node& node) const
+    {
+        for (const auto& item : needArray(node, "admin")) {
+            const auto* s = item.as_string();
+            if (!s)
+                fail(item.source().begin, "admin must hold CIDRs as strings (\"192.0.2.0/24\")");
+            try {
+                config.admin.push_back(Cidr::parse(s->get()));
+            } catch (const Error& e) {
+                fail(item.source().begin, std::string("admin: ") + e.what());
+            }
+        }
+    }
+
+    // admin_ports = [22, 2222]: TCP ports, at least one.
+    void readAdminPorts(Config& config, const toml::node& node) const
+    {
+        const toml::array& ports = needArray(node, "admin_ports");
+        if (ports.empty())
+            fail(node.source().begin, "admin_ports must not be empty (the default is [22])");
+        config.adminPorts.clear();
+        for (const auto& item : ports) {
+            const auto* i = item.as_integer();
+            if (!i || i->get() < 1 || i->get() > 65535)
+                fail(item.source().begin, "admin_ports must hold TCP port numbers 1..65535");
+            config.adminPorts.push_back(static_cast<uint16_t>(i->get()));
+        }
     }
 
     // "host:port" where host is an IP literal ([...] for IPv6) or localhost:

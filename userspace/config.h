@@ -14,12 +14,17 @@
 namespace sluice {
 
 inline constexpr const char* kDefaultMetricsAddress = "127.0.0.1:9464";
+inline constexpr uint16_t kDefaultAdminPort = 22;  // SSH
 
 struct Config {
     std::string path;                      // where it was read from
     std::vector<std::string> interfaces;   // [sluice] interfaces
     std::string metrics = kDefaultMetricsAddress;
     uint32_t maxSources = SLUICE_DEFAULT_MAX_SOURCES;
+    // Networks the operator manages this host from, and the TCP ports they
+    // use: no ruleset may deny them or limit them there (lockout.h).
+    std::vector<Cidr> admin;
+    std::vector<uint16_t> adminPorts = {kDefaultAdminPort};
     Ruleset rules;                         // [[policy]], [[allow]], [[deny]]
     std::optional<FleetConfig> fleet;      // [fleet]: for policies with scope = "fleet"
 };

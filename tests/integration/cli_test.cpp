@@ -1408,13 +1408,15 @@ TEST_F(CliNet, ApplyKeepsStateOfUnchangedPolicies) {
 // ---------------------------------------------------------------- examples/
 
 // Each shipped example installs on a real interface (its `interfaces` names
-// eth0; apply takes the interface from the command line), and dns.toml's
+// eth0; apply takes the interface from the command line; fleet.toml's Redis
+// is only dialled by `sluice run`), and dns.toml's
 // limit holds real datagrams.
 TEST_F(CliNet, ExamplesInstallOnARealInterface) {
     attach();
     const std::vector<std::pair<std::string, std::vector<std::string>>> examples = {
         {"api.toml", {"heavy-task", "api-default", "dns"}},
         {"login.toml", {"login"}},
+        {"fleet.toml", {"heavy-task", "api-default"}},
         {"dns.toml", {"dns", "dns-tcp"}},
     };
     for (const auto& [file, policies] : examples) {

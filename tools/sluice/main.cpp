@@ -14,6 +14,8 @@
 #include "datapath.h"
 #include "error.h"
 #include "format.h"
+#include "caps.h"
+#include "lockout.h"
 #include "metrics.h"
 #include "rate.h"
 
@@ -43,7 +45,25 @@ std::vector<std::string> targets(const std::string& iface)
 struct AttachArgs {
     std::string iface, config, mode = "auto";
     uint32_t maxSources = 0;
+    bool force = false;
 };
+
+// The operator's SSH session and the config's admin CIDRs must stay
+// reachable (lockout.h); --force skips the check.
+void checkLockout(const Config& cfg, bool force)
+{
+    if (force)
+        return;
+    std::vector<ProtectedSource> protect = adminSources(cfg);
+    if (auto ssh = sshSessionFromEnvironment())
+        protect.push_back(*ssh);
+    refuseLockouts(cfg.rules, protect, "pass --force to install it anyway");
+}
+
+// attach, detach and run load, attach or detach XDP programs: CAP_NET_ADMIN
+// for the link, CAP_SYS_ADMIN for mounting bpffs and
+// libxdp's program queries (it also covers CAP_BPF's checks).
+const std::vector<Capability> kAttachCaps = {Capability::NetAdmin, Capability::SysAdmin};
 
 void attachCmd(const AttachArgs& a)
 {
@@ -51,8 +71,10 @@ void attachCmd(const AttachArgs& a)
     if (!mode)
         throwUsage("--mode must be auto, native or generic");
     std::optional<Config> cfg;
-    if (!a.config.empty())
+    if (!a.config.empty()) {
         cfg = loadConfig(a.config);  // before attaching: a bad config attaches nothing
+        checkLockout(*cfg, a.force);
+    }
     uint32_t maxSources = a.maxSources ? a.maxSources : cfg ? cfg->maxSources : SLUICE_DEFAULT_MAX_SOURCES;
     Datapath dp = Datapath::attach({a.iface, *mode, maxSources});
     if (cfg) {
@@ -116,9 +138,10 @@ void statusCmd(const std::string& iface, bool json)
 
 // ---- apply and ad-hoc edits ------------------------------------------------
 
-void applyCmd(const std::string& iface, const std::string& path, bool dryRun)
+void applyCmd(const std::string& iface, const std::string& path, bool dryRun, bool force)
 {
     Config cfg = loadConfig(path);
+    checkLockout(cfg, force);
     Datapath dp = Datapath::open(iface);
     auto changes = describeChanges(dp.installed(), cfg.rules);
     for (const auto& c : changes)
@@ -506,6 +529,8 @@ int run(int argc, char** argv)
     attach->add_option("--mode", attachArgs.mode, "XDP mode: auto, native or generic")
         ->check(CLI::IsMember({"auto", "native", "generic"}));
     attach->add_option("--max-sources", attachArgs.maxSources, "Per-source table size (default: config or 1000000)");
+    attach->add_flag("--force", attachArgs.force,
+                     "Install the config even if it could deny or limit this SSH session or an admin CIDR");
     attach->footer("Example: sluice attach eth0 --config /etc/sluice/sluice.toml");
 
     auto* detach = app.add_subcommand("detach", "Detach sluice from an interface and remove its state");
@@ -518,11 +543,13 @@ int run(int argc, char** argv)
     status->footer("Example: sluice status --json");
 
     std::string configPath;
-    bool dryRun = false;
+    bool dryRun = false, force = false;
     auto* apply = app.add_subcommand("apply", "Replace the live policies with a config's, atomically");
     apply->add_option("IFACE", iface, "Interface")->required();
     apply->add_option("--config", configPath, "TOML config")->required();
     apply->add_flag("--dry-run", dryRun, "Print what would change and change nothing");
+    apply->add_flag("--force", force,
+                    "Apply even if the config could deny or limit this SSH session or an admin CIDR");
     apply->footer("Example: sluice apply eth0 --config /etc/sluice/sluice.toml --dry-run");
 
     auto* policy = app.add_subcommand("policy", "List, add or remove live policies");
@@ -631,6 +658,8 @@ int run(int argc, char** argv)
         return rc == 0 ? 0 : kUsageExit;
     }
 
+    if (attach->parsed() || detach->parsed() || runCmd->parsed())
+        requireCapabilities(attach->parsed() ? "attach" : detach->parsed() ? "detach" : "run", kAttachCaps);
     if (attach->parsed())
         attachCmd(attachArgs);
     else if (detach->parsed())
@@ -638,7 +667,7 @@ int run(int argc, char** argv)
     else if (status->parsed())
         statusCmd(iface, json);
     else if (apply->parsed())
-        applyCmd(iface, configPath, dryRun);
+        applyCmd(iface, configPath, dryRun, force);
     else if (policyList->parsed())
         policyListCmd(iface, json);
     else if (policyAdd->parsed())
