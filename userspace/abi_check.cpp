@@ -40,6 +40,8 @@ static_assert(offsetof(sluice_source_key, addr) == 4);
 static_assert(sizeof(sluice_source_state) == 8 * SLUICE_MAX_LIMITS + 8);
 static_assert(offsetof(sluice_source_state, ban_tat_ns) == 8 * SLUICE_MAX_LIMITS);
 
+static_assert(SLUICE_PROBATION_DIVISOR == 8 && SLUICE_MIN_PROBATION == 1024);
+
 static_assert(sizeof(sluice_lpm4_key) == 12);
 static_assert(offsetof(sluice_lpm4_key, addr) == 8);
 static_assert(sizeof(sluice_lpm6_key) == 24);

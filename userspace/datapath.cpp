@@ -45,7 +45,7 @@ constexpr size_t kVerifierTailLines = 20;
 const char* const kMapNames[] = {
     "sluice_config", "sluice_ports", "sluice_policies", "sluice_sources",
     "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
-    "sluice_bans",   "sluice_redirect",
+    "sluice_bans",   "sluice_redirect", "sluice_probation",
 };
 
 std::string pinDir(const std::string& iface)
@@ -398,6 +398,9 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
     int err = bpf_map__set_max_entries(skel->maps.sluice_sources, maxSources);
     if (err)
         throwSys("cannot size the source table", err);
+    err = bpf_map__set_max_entries(skel->maps.sluice_probation, sluice_probation_entries(maxSources));
+    if (err)
+        throwSys("cannot size the probation table", err);
     return skel;
 }
 
@@ -858,6 +861,8 @@ std::optional<SourceState> Datapath::source(const std::string& policyName, const
         sluice_source_key key = sourceKey(p, addr);
         sluice_source_state st{};
         int err = bpf_map_lookup_elem(impl_->mapFd("sluice_sources"), &key, &st);
+        if (err == -ENOENT)  // seen once: its state is on probation
+            err = bpf_map_lookup_elem(impl_->mapFd("sluice_probation"), &key, &st);
         if (err && err != -ENOENT)
             throwSys("cannot read source state", err);
         uint64_t until = 0, now = nowNs();
@@ -889,6 +894,8 @@ size_t Datapath::resetSource(const Address& addr)
         sluice_source_key key = sourceKey(p, addr);
         if (bpf_map_delete_elem(fd, &key) == 0)
             removed++;
+        if (bpf_map_delete_elem(impl_->mapFd("sluice_probation"), &key) == 0)
+            removed++;
         if (bpf_map_delete_elem(impl_->mapFd("sluice_bans"), &key) == 0)
             removed++;
     }
@@ -898,7 +905,7 @@ size_t Datapath::resetSource(const Address& addr)
 size_t Datapath::resetAll()
 {
     size_t removed = 0;
-    for (const char* map : {"sluice_sources", "sluice_bans"}) {
+    for (const char* map : {"sluice_sources", "sluice_probation", "sluice_bans"}) {
         int fd = impl_->mapFd(map);
         std::vector<sluice_source_key> keys;
         sluice_source_key key{}, next{};
@@ -960,17 +967,20 @@ std::vector<SourceState> Datapath::allSources() const
             byTag[p.state_tag] = &p;
     }
     std::vector<SourceState> out;
-    int fd = impl_->mapFd("sluice_sources");
     uint64_t now = nowNs();
-    sluice_source_key key{}, next{};
-    int err = bpf_map_get_next_key(fd, nullptr, &next);
-    while (!err) {
-        sluice_source_state st{};
-        auto it = byTag.find(next.state_tag);
-        if (it != byTag.end() && bpf_map_lookup_elem(fd, &next, &st) == 0)
-            out.push_back(describeSource(*it->second, next, st, now));
-        key = next;
-        err = bpf_map_get_next_key(fd, &key, &next);
+    // Sources on probation (seen once) hold bucket state too.
+    for (const char* map : {"sluice_sources", "sluice_probation"}) {
+        int fd = impl_->mapFd(map);
+        sluice_source_key key{}, next{};
+        int err = bpf_map_get_next_key(fd, nullptr, &next);
+        while (!err) {
+            sluice_source_state st{};
+            auto it = byTag.find(next.state_tag);
+            if (it != byTag.end() && bpf_map_lookup_elem(fd, &next, &st) == 0)
+                out.push_back(describeSource(*it->second, next, st, now));
+            key = next;
+            err = bpf_map_get_next_key(fd, &key, &next);
+        }
     }
     return out;
 }
@@ -992,14 +1002,16 @@ std::vector<std::string> Datapath::pinnedInterfaces()
 
 size_t Datapath::trackedSources() const
 {
-    int fd = impl_->mapFd("sluice_sources");
     size_t n = 0;
-    sluice_source_key key{}, next{};
-    int err = bpf_map_get_next_key(fd, nullptr, &next);
-    while (!err) {
-        n++;
-        key = next;
-        err = bpf_map_get_next_key(fd, &key, &next);
+    for (const char* map : {"sluice_sources", "sluice_probation"}) {
+        int fd = impl_->mapFd(map);
+        sluice_source_key key{}, next{};
+        int err = bpf_map_get_next_key(fd, nullptr, &next);
+        while (!err) {
+            n++;
+            key = next;
+            err = bpf_map_get_next_key(fd, &key, &next);
+        }
     }
     return n;
 }
