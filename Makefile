@@ -40,6 +40,17 @@ $(BUILD)/sluice.bpf.o: bpf/sluice.bpf.c bpf/sluice_abi.h $(wildcard bpf/lib/*.h)
 $(BUILD)/sluice.skel.h: $(BUILD)/sluice.bpf.o
 	$(BPFTOOL) gen skeleton $< name sluice_bpf > $@
 
+# The sk_lookup program of action respond, loaded by `sluice run` against the
+# maps the XDP program pinned.
+$(BUILD)/responder.bpf.o: bpf/responder.bpf.c bpf/sluice_abi.h $(wildcard bpf/lib/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/responder.skel.h: $(BUILD)/responder.bpf.o
+	$(BPFTOOL) gen skeleton $< name responder_bpf > $@
+
+$(BUILD)/obj/userspace/responder.o: $(BUILD)/responder.skel.h
+
 $(BUILD)/obj/%.o: %.cpp $(BUILD)/sluice.skel.h
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
@@ -103,7 +114,7 @@ FLOOD_SRCS := $(wildcard tools/flood/*.cpp)
 FLOOD_OBJS := $(FLOOD_SRCS:%.cpp=$(BUILD)/obj/%.o)
 FLOOD_LIB  := $(filter-out $(BUILD)/obj/tools/flood/main.o,$(FLOOD_OBJS))
 
-.PHONY: flood test-flood bench bench-quick bench-accuracy
+.PHONY: flood test-flood bench bench-quick bench-accuracy bench-responder bench-api
 flood: $(BUILD)/sluice-flood
 
 $(BUILD)/flood.bpf.o: bpf/flood.bpf.c
@@ -148,3 +159,25 @@ $(BUILD)/tests/accuracy_bench: $(BUILD)/obj/tests/bench/accuracy_bench.o $(BUILD
 bench-accuracy: $(BUILD)/tests/accuracy_bench
 	@mkdir -p $(BUILD)/bench
 	$< --json $(BUILD)/bench/accuracy.json --markdown BENCHMARKS.md
+
+# The 429 responder of action respond under a flood of over-limit
+# connections: answered per second, memory and CPU of `sluice run` (root).
+$(BUILD)/tests/responder_bench: $(BUILD)/obj/tests/bench/responder_bench.o \
+                                $(BUILD)/obj/tests/integration/netns.o $(BUILD)/libsluice.a
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) $(LIBS)
+
+$(BUILD)/obj/tests/bench/responder_bench.o $(BUILD)/obj/tests/bench/api_bench.o: CXXFLAGS += -Itests/integration
+
+bench-responder: $(BUILD)/tests/responder_bench $(BUILD)/sluice
+	$<
+
+# One flood against the Flask app: unprotected, Flask-Limiter, sluice (root).
+$(BUILD)/tests/api_bench: $(BUILD)/obj/tests/bench/api_bench.o $(BUILD)/obj/tests/integration/netns.o \
+                          $(BUILD)/obj/tests/integration/api_server.o $(BUILD)/obj/tests/integration/http_load.o \
+                          $(BUILD)/libsluice.a
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) $(LIBS)
+
+bench-api: $(BUILD)/tests/api_bench $(BUILD)/sluice
+	$<

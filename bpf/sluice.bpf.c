@@ -10,6 +10,7 @@
 #include "sluice_abi.h"
 #include "lib/parse.h"
 #include "lib/gcra.h"
+#include "lib/respond.h"
 #include "lib/rst.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -298,14 +299,93 @@ static __always_inline int charge_ban(const struct sluice_policy *p,
 	return 1;
 }
 
+static __always_inline int responder_running(const struct sluice_pkt *pkt)
+{
+	__u32 key = pkt->is_ipv6 ? SLUICE_RESPONDER_KEY_V6 :
+				   SLUICE_RESPONDER_KEY_V4;
+	struct bpf_sock *sk = bpf_map_lookup_elem(&sluice_responder, &key);
+
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+static __always_inline void pkt_flow_key(struct sluice_flow_key *k,
+					 const struct sluice_pkt *pkt)
+{
+	flow_key_fill(k, pkt->src, pkt->dst, pkt->sport, pkt->dport);
+}
+
+/*
+ * Action respond over the limit. A SYN, while the responder runs, is recorded
+ * and passed untouched for responder.bpf.c to steer; with no responder it is
+ * answered as reject would. A later packet of a recorded connection (its
+ * handshake ACK, the request, the FIN) passes, uncharged, while the record
+ * lasts: the packets of one refused exchange, bounded by the responder's own
+ * timeouts and SLUICE_RESPOND_FLOW_NS. Anything else is dropped (-1).
+ */
+static __always_inline int respond_excess(struct xdp_md *ctx,
+					  const struct sluice_policy *p,
+					  const struct sluice_pkt *pkt,
+					  __u32 gen, __u32 *verdict)
+{
+	struct sluice_flow_key k = {};
+	struct sluice_flow_state *fs;
+	__u64 now;
+
+	if (pkt->l4proto != IPPROTO_TCP)
+		return -1;
+	pkt_flow_key(&k, pkt);
+	now = bpf_ktime_get_ns();
+	if (pkt->is_syn) {
+		struct sluice_flow_state st = {
+			.until_ns = now + SLUICE_RESPOND_FLOW_NS,
+			.slot = p->slot,
+			.gen = gen,
+		};
+
+		if (!responder_running(pkt)) {
+			if (rst_build(ctx))
+				return -1;
+			*verdict = SLUICE_VERDICT_RESPOND_FALLBACK;
+			return XDP_TX;
+		}
+		/* LRU: a full table forgets the oldest record, whose
+		 * connection then falls to the ordinary lookup. */
+		bpf_map_update_elem(&sluice_respond_flows, &k, &st, BPF_ANY);
+		*verdict = SLUICE_VERDICT_RESPONDED;
+		return XDP_PASS;
+	}
+	fs = bpf_map_lookup_elem(&sluice_respond_flows, &k);
+	if (!fs || fs->until_ns <= now)
+		return -1;
+	*verdict = SLUICE_VERDICT_RESPONDED;
+	return XDP_PASS;
+}
+
+/* An admitted SYN under action respond: a record left by an earlier,
+ * refused connection on the same 4-tuple must not steer this one. */
+static __always_inline void respond_forget(const struct sluice_pkt *pkt)
+{
+	struct sluice_flow_key k = {};
+
+	pkt_flow_key(&k, pkt);
+	bpf_map_delete_elem(&sluice_respond_flows, &k);
+}
+
 /* The action over the limit, for a packet that is not a fragment: reject
- * answers a SYN with a RST, redirect sends it out of the policy's target.
- * Returns the XDP action, or -1 to fall back to a drop. */
+ * answers a SYN with a RST, respond hands it to the responder, redirect
+ * sends it out of the policy's target. Returns the XDP action, or -1 to
+ * fall back to a drop. */
 static __always_inline int excess_action(struct xdp_md *ctx,
 					 const struct sluice_policy *p,
 					 const struct sluice_pkt *pkt,
 					 __u32 gen, __u32 *verdict)
 {
+	/* Its non-SYN packets were handled before the ban (sluice_xdp). */
+	if (p->action == SLUICE_ACTION_RESPOND)
+		return pkt->is_syn ? respond_excess(ctx, p, pkt, gen, verdict) : -1;
 	if (p->action == SLUICE_ACTION_REJECT) {
 		if (!pkt->is_syn || rst_build(ctx))
 			return -1;
@@ -449,6 +529,16 @@ int sluice_xdp(struct xdp_md *ctx)
 			goto out;
 		}
 		verdict = SLUICE_VERDICT_LIMITED;
+		/* A packet of a connection already handed to the responder is
+		 * not a new excess: it must not count towards a ban. */
+		if (policy->action == SLUICE_ACTION_RESPOND && !pkt.is_syn &&
+		    pkt.frag == FRAG_NONE) {
+			rc = respond_excess(ctx, policy, &pkt, gen, &verdict);
+			if (rc >= 0) {
+				count(slot, verdict, len);
+				return rc;
+			}
+		}
 		if (policy->ban_ns && st && charge_ban(policy, &pkt, st)) {
 			verdict = SLUICE_VERDICT_BANNED;
 			goto out;
@@ -462,6 +552,8 @@ int sluice_xdp(struct xdp_md *ctx)
 				return rc;
 			}
 		}
+	} else if (policy->action == SLUICE_ACTION_RESPOND && pkt.is_syn) {
+		respond_forget(&pkt);
 	}
 out:
 	if (pkt.frag == FRAG_FIRST)

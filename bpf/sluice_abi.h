@@ -60,7 +60,7 @@ enum sluice_action {
 	SLUICE_ACTION_DROP = 0,
 	SLUICE_ACTION_MONITOR = 1,	/* count as would-be-limited, pass */
 	SLUICE_ACTION_REJECT = 2,	/* SYN: RST+ACK by XDP_TX; others dropped */
-	SLUICE_ACTION_RESPOND = 3,	/* reserved: hand to the 429 responder */
+	SLUICE_ACTION_RESPOND = 3,	/* SYN: hand to the 429 responder; others dropped */
 	SLUICE_ACTION_REDIRECT = 4,	/* XDP_REDIRECT through sluice_redirect */
 	SLUICE_ACTION_COUNT
 };
@@ -82,6 +82,11 @@ enum sluice_verdict {
 	SLUICE_VERDICT_REJECTED = 8,	/* over a limit, action reject: SYN answered with RST */
 	SLUICE_VERDICT_REDIRECTED = 9,	/* over a limit, action redirect: XDP_REDIRECT */
 	SLUICE_VERDICT_BANNED = 10,	/* source banned under the policy: dropped */
+	SLUICE_VERDICT_RESPONDED = 11,	/* over a limit, action respond: passed to the
+					 * responder (the SYN and its connection's
+					 * later packets) */
+	SLUICE_VERDICT_RESPOND_FALLBACK = 12,	/* action respond with no responder
+						 * running: SYN answered with RST */
 	SLUICE_VERDICT_COUNT
 };
 
@@ -228,6 +233,39 @@ struct sluice_frag_state {
 struct sluice_counter {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/*
+ * Action respond (bpf/lib/respond.h, bpf/responder.bpf.c). An over-limit SYN
+ * is recorded in sluice_respond_flows and passed untouched; the sk_lookup
+ * program hands that connection to the socket in sluice_responder (the 429
+ * responder of `sluice run`), and the connection's later packets are passed
+ * while its entry lasts.
+ */
+#define SLUICE_RESPOND_FLOWS		65536
+/* How long a handed-over connection keeps its pass: the responder closes
+ * connections after at most a few seconds. */
+#define SLUICE_RESPOND_FLOW_NS		(10ULL * 1000000000ULL)
+/* Map sluice_responder: SOCKMAP, the responder's listening sockets, one per
+ * family (a socket bound to ::1 is IPv6-only). The kernel removes an entry
+ * when its socket closes. */
+#define SLUICE_RESPONDER_KEY_V4		0
+#define SLUICE_RESPONDER_KEY_V6		1
+#define SLUICE_RESPONDER_ENTRIES	2
+
+/* Map sluice_respond_flows: LRU hash, key = the connection's 4-tuple
+ * (addresses IPv4-mapped, ports in host byte order). */
+struct sluice_flow_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+};
+
+struct sluice_flow_state {
+	__u64 until_ns;			/* pass and steer it until (bpf_ktime_get_ns) */
+	__u32 slot;			/* the policy whose limit it exceeded */
+	__u32 gen;			/* ... in this generation */
 };
 
 #define SLUICE_STATS_ENTRIES	(SLUICE_MAX_POLICIES * SLUICE_VERDICT_COUNT)

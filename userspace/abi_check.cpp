@@ -55,7 +55,15 @@ static_assert(sizeof(sluice_counter) == 16);
 static_assert(SLUICE_PORT_ENTRIES == 2 * 2 * 65536);
 static_assert(SLUICE_STATS_ENTRIES == SLUICE_MAX_POLICIES * SLUICE_VERDICT_COUNT);
 static_assert(SLUICE_VERDICT_REJECTED == 8 && SLUICE_VERDICT_REDIRECTED == 9 &&
-              SLUICE_VERDICT_BANNED == 10 && SLUICE_VERDICT_COUNT == 11);
+              SLUICE_VERDICT_BANNED == 10 && SLUICE_VERDICT_RESPONDED == 11 &&
+              SLUICE_VERDICT_RESPOND_FALLBACK == 12 && SLUICE_VERDICT_COUNT == 13);
+
+static_assert(sizeof(sluice_flow_key) == 36);
+static_assert(offsetof(sluice_flow_key, dst) == 16);
+static_assert(offsetof(sluice_flow_key, sport) == 32);
+static_assert(offsetof(sluice_flow_key, dport) == 34);
+static_assert(sizeof(sluice_flow_state) == 16);
+static_assert(offsetof(sluice_flow_state, slot) == 8);
 static_assert(SLUICE_REDIRECT_ENTRIES == SLUICE_GENERATIONS * SLUICE_MAX_POLICIES);
 
 }  // namespace sluice

@@ -455,13 +455,11 @@ private:
             } else if (k == "action") {
                 const std::string& name = needString(*value, "action");
                 auto action = actionFromName(name);
-                if (action == Action::Respond)
-                    fail(at, "action '" + name + "' is not supported by this version of sluice");
-                else if (action)
+                if (action)
                     p.action = *action;
                 else
-                    fail(at, "action must be \"drop\", \"reject\", \"redirect\" or \"monitor\", not '" +
-                                 name + "'");
+                    fail(at, "action must be \"drop\", \"reject\", \"respond\", \"redirect\" or "
+                             "\"monitor\", not '" + name + "'");
                 actionAt = at;
             } else if (k == "ban_after") {
                 const std::string& text =
@@ -505,6 +503,8 @@ private:
             fail(*redirectAt, which + ": redirect_to is only for action \"redirect\"");
         if (p.action == Action::Reject && hasProto && p.proto != Proto::Tcp)
             fail(*actionAt, which + ": action \"reject\" needs proto \"tcp\" (it answers SYNs with a RST)");
+        if (p.action == Action::Respond && hasProto && p.proto != Proto::Tcp)
+            fail(*actionAt, which + ": action \"respond\" needs proto \"tcp\" (it answers HTTP connections with 429)");
         if (!hasName)
             fail(src.table, "[[policy]] needs a name");
         if (!hasProto)

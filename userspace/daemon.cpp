@@ -39,6 +39,8 @@ constexpr auto kSettle = std::chrono::milliseconds(200);
 
 std::mutex statsMutex;
 DaemonStats stats;
+// The running responder, for live counters; set and cleared under statsMutex.
+const Responder* liveResponder = nullptr;
 
 void updateStats(const std::function<void(DaemonStats&)>& change)
 {
@@ -268,6 +270,8 @@ private:
         s.libbpf = libbpf_version_string();
         s.reloadsOk = d.reloadsOk;
         s.reloadsFailed = d.reloadsFailed;
+        if (d.responderRunning)
+            s.responder = d.responder;
         s.bpfStatsEnabled = bpfStatsEnabled();
         for (const auto& iface : d.interfaces)
             collectInterface(iface, s);
@@ -292,12 +296,16 @@ class Daemon {
 public:
     Daemon(DaemonOptions options, Config config)
         : options_(std::move(options)), config_(std::move(config)) {}
+    ~Daemon() { stopResponder(); }
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
 
     // Brings sluice up on every configured interface with the configured
     // rules. On failure, the interfaces it attached are detached again
     // (adopted ones are left as they were found) and the error is rethrown.
     void start()
     {
+        startResponder();
         std::vector<std::string> fresh;
         try {
             for (const auto& iface : config_.interfaces)
@@ -349,8 +357,11 @@ public:
                 }
             }
             takeDown(fresh, "reload failed");
-            for (const auto& iface : added)
+            for (const auto& iface : added) {
+                if (responder_)
+                    responder_->removeInterface(iface);
                 managed_.erase(iface);
+            }
             failed(e.what());
             return;
         }
@@ -410,13 +421,52 @@ private:
                 how += "; kept as it is, detach it to change the mode";
             managed_.emplace(iface, std::move(*live));
             logLine("adopted " + iface + " (" + how + "): its buckets are kept");
-            return;
+        } else {
+            Datapath dp = Datapath::attach(AttachOptions{iface, options_.mode, maxSources});
+            std::string how = describe(dp.attachInfo());
+            managed_.emplace(iface, std::move(dp));
+            fresh.push_back(iface);
+            logLine("attached " + iface + " (" + how + ")");
         }
-        Datapath dp = Datapath::attach(AttachOptions{iface, options_.mode, maxSources});
-        std::string how = describe(dp.attachInfo());
-        managed_.emplace(iface, std::move(dp));
-        fresh.push_back(iface);
-        logLine("attached " + iface + " (" + how + ")");
+        steer(iface);
+    }
+
+    // The responder runs whenever the daemon does, so that a config that
+    // gains a respond policy needs no restart. Without it respond policies
+    // fall back to reject (the data path sees no socket in its map), which
+    // is logged here and shown by status and /metrics.
+    void startResponder()
+    {
+        try {
+            responder_ = std::make_unique<Responder>();
+            std::lock_guard lock(statsMutex);
+            liveResponder = responder_.get();
+        } catch (const std::exception& e) {
+            logLine(std::string("responder not running (action respond falls back to reject): ") + e.what());
+        }
+    }
+
+    void stopResponder()
+    {
+        {
+            std::lock_guard lock(statsMutex);
+            liveResponder = nullptr;
+        }
+        responder_.reset();
+    }
+
+    void steer(const std::string& iface)
+    {
+        if (!responder_)
+            return;
+        try {
+            responder_->addInterface(iface);
+            logLine("responder on 127.0.0.1:" + std::to_string(responder_->port4()) + " and [::1]:" +
+                    std::to_string(responder_->port6()) + " answers " + iface + "'s respond policies");
+        } catch (const std::exception& e) {
+            logLine("responder cannot serve " + iface + " (action respond falls back to reject there): " +
+                    e.what());
+        }
     }
 
     static std::optional<Datapath> openLive(const std::string& iface)
@@ -446,6 +496,8 @@ private:
     bool detach(const std::string& iface, const std::string& why)
     {
         // Our handles first: the detach then leaves nothing of it open here.
+        if (responder_)
+            responder_->removeInterface(iface);
         managed_.erase(iface);
         try {
             DetachResult r = Datapath::detach(iface);
@@ -471,6 +523,7 @@ private:
     DaemonOptions options_;
     Config config_;
     std::map<std::string, Datapath> managed_;
+    std::unique_ptr<Responder> responder_;
 };
 
 // Until SIGTERM/SIGINT: reloads on SIGHUP at once, and on a file change once
@@ -513,7 +566,11 @@ int serve(Daemon& daemon, SignalFd& signals, ConfigWatch& watch)
 DaemonStats daemonStats()
 {
     std::lock_guard lock(statsMutex);
-    return stats;
+    DaemonStats out = stats;
+    out.responderRunning = liveResponder != nullptr;
+    if (liveResponder)
+        out.responder = liveResponder->stats();
+    return out;
 }
 
 int runDaemon(const DaemonOptions& options)

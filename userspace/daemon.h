@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "datapath.h"
+#include "responder.h"
 
 namespace sluice {
 
@@ -25,6 +26,10 @@ struct DaemonStats {
     uint64_t reloadsOk = 0;
     uint64_t reloadsFailed = 0;
     std::vector<std::string> interfaces;  // managed now, in config order
+    // The 429 responder of action respond; when it is not running, respond
+    // policies fall back to reject.
+    bool responderRunning = false;
+    ResponderStats responder;
 };
 
 // A consistent snapshot of this process's daemon; safe from any thread.

@@ -45,7 +45,8 @@ constexpr size_t kVerifierTailLines = 20;
 const char* const kMapNames[] = {
     "sluice_config", "sluice_ports", "sluice_policies", "sluice_sources",
     "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
-    "sluice_bans",   "sluice_redirect", "sluice_probation",
+    "sluice_bans",   "sluice_redirect", "sluice_respond_flows", "sluice_responder",
+    "sluice_probation",
 };
 
 std::string pinDir(const std::string& iface)
@@ -985,6 +986,74 @@ std::vector<SourceState> Datapath::allSources() const
     return out;
 }
 
+void Datapath::setResponder(int socket4Fd, int socket6Fd)
+{
+    const std::pair<uint32_t, int> entries[] = {{SLUICE_RESPONDER_KEY_V4, socket4Fd},
+                                                {SLUICE_RESPONDER_KEY_V6, socket6Fd}};
+    for (auto [key, fd] : entries) {
+        uint64_t value = static_cast<uint64_t>(fd);
+        if (int err = bpf_map_update_elem(impl_->mapFd("sluice_responder"), &key, &value, BPF_ANY))
+            throwSys("cannot put the responder socket into sluice_responder", err);
+    }
+}
+
+void Datapath::clearResponder()
+{
+    for (uint32_t key : {SLUICE_RESPONDER_KEY_V4, SLUICE_RESPONDER_KEY_V6}) {
+        int err = bpf_map_delete_elem(impl_->mapFd("sluice_responder"), &key);
+        if (err && err != -ENOENT)
+            throwSys("cannot clear sluice_responder", err);
+    }
+}
+
+bool Datapath::responderRunning() const
+{
+    for (uint32_t key : {SLUICE_RESPONDER_KEY_V4, SLUICE_RESPONDER_KEY_V6}) {
+        uint64_t cookie = 0;
+        int err = bpf_map_lookup_elem(impl_->mapFd("sluice_responder"), &key, &cookie);
+        if (err && err != -ENOENT)
+            throwSys("cannot read sluice_responder", err);
+        if (err)
+            return false;
+    }
+    return true;
+}
+
+std::optional<RespondedConnection> Datapath::respondedConnection(const Flow& flow) const
+{
+    sluice_flow_key key{};
+    std::memcpy(key.src, flow.src.bytes.data(), 16);
+    std::memcpy(key.dst, flow.dst.bytes.data(), 16);
+    key.sport = flow.sport;
+    key.dport = flow.dport;
+    sluice_flow_state fs{};
+    int err = bpf_map_lookup_elem(impl_->mapFd("sluice_respond_flows"), &key, &fs);
+    if (err == -ENOENT)
+        return std::nullopt;
+    if (err)
+        throwSys("cannot read sluice_respond_flows", err);
+    uint64_t now = nowNs();
+    if (fs.until_ns <= now || fs.slot == SLUICE_SLOT_NONE || fs.slot >= SLUICE_MAX_POLICIES)
+        return std::nullopt;
+    // A slot keeps its policy while the name stays; read the active
+    // generation, which a reload since the verdict may have replaced.
+    const sluice_policy& p = impl_->policy(impl_->activeGen(), fs.slot);
+    if (!p.name[0] || p.action != SLUICE_ACTION_RESPOND)
+        return std::nullopt;
+    sluice_source_key skey = sourceKey(p, flow.src);
+    sluice_source_state st{};
+    err = bpf_map_lookup_elem(impl_->mapFd("sluice_sources"), &skey, &st);
+    if (err && err != -ENOENT)
+        throwSys("cannot read source state", err);
+    SourceState src = describeSource(p, skey, st, now);
+    return RespondedConnection{src.policy, std::move(src.limits)};
+}
+
+std::string Datapath::pinDirectory(const std::string& iface)
+{
+    return pinDir(iface);
+}
+
 std::vector<std::string> Datapath::pinnedInterfaces()
 {
     std::vector<std::string> out;
@@ -1041,6 +1110,7 @@ std::string verdictName(uint32_t verdict)
     static const char* const names[SLUICE_VERDICT_COUNT] = {
         "passed", "admitted", "limited",  "monitored",  "allowed", "denied",
         "malformed", "fragment", "rejected", "redirected", "banned",
+        "responded", "respond_fallback",
     };
     return verdict < SLUICE_VERDICT_COUNT ? names[verdict] : "unknown";
 }

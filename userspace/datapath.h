@@ -59,6 +59,21 @@ struct SourceState {
 
 std::string verdictName(uint32_t verdict);
 
+// A TCP connection as the data path keys it (action respond).
+struct Flow {
+    Address src;
+    uint16_t sport = 0;
+    Address dst;
+    uint16_t dport = 0;
+};
+
+// A connection the data path handed to the responder: the policy whose
+// limit it exceeded and its source's buckets under it now.
+struct RespondedConnection {
+    std::string policy;
+    std::vector<LimitState> limits;
+};
+
 struct DetachResult {
     bool programDetached = false;
     bool pinsRemoved = false;
@@ -116,6 +131,19 @@ public:
     uint32_t banCapacity() const;
     // Every tracked source of the installed policies (for `top`).
     std::vector<SourceState> allSources() const;
+    // Action respond. The responder's listening sockets (IPv4, IPv6) go into
+    // the sluice_responder socket map; the kernel removes each when it closes.
+    void setResponder(int socket4Fd, int socket6Fd);
+    void clearResponder();
+    // Whether responder sockets are in the map now: when not, respond
+    // policies fall back to reject.
+    bool responderRunning() const;
+    // nullopt when the data path did not hand FLOW over (or its record
+    // expired, or its policy is gone).
+    std::optional<RespondedConnection> respondedConnection(const Flow& flow) const;
+
+    // The pin directory of IFACE (SLUICE_PIN_ROOT/IFACE).
+    static std::string pinDirectory(const std::string& iface);
     // Interfaces with sluice state pinned under SLUICE_PIN_ROOT.
     static std::vector<std::string> pinnedInterfaces();
 

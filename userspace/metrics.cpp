@@ -146,6 +146,27 @@ std::string renderMetrics(const MetricsSnapshot& s)
     e.sample("sluice_config_reloads_total", {{"result", "success"}}, integer(s.reloadsOk));
     e.sample("sluice_config_reloads_total", {{"result", "failure"}}, integer(s.reloadsFailed));
 
+    e.family("sluice_responder_up", "gauge",
+             "1 while `sluice run`'s 429 responder runs; at 0, action respond falls back to reject.");
+    e.sample("sluice_responder_up", {}, s.responder ? "1" : "0");
+    if (s.responder) {
+        e.family("sluice_responder_connections_total", "counter",
+                 "Connections the responder closed, by result: answered (429 for a connection the data "
+                 "path handed over), unmatched (429 with no record), timeout (no whole request before "
+                 "the deadline), error.");
+        const std::pair<const char*, uint64_t> results[] = {
+            {"answered", s.responder->answered},
+            {"unmatched", s.responder->unmatched},
+            {"timeout", s.responder->timedOut},
+            {"error", s.responder->errors},
+        };
+        for (const auto& [result, n] : results)
+            e.sample("sluice_responder_connections_total", {{"result", result}}, integer(n));
+        e.family("sluice_responder_open_connections", "gauge",
+                 "Connections the responder holds now (at most its fixed table size).");
+        e.sample("sluice_responder_open_connections", {}, integer(s.responder->open));
+    }
+
     if (s.bpfStatsEnabled) {
         e.family("sluice_bpf_stats_enabled", "gauge",
                  "1 when the kernel counts BPF program run time (sysctl kernel.bpf_stats_enabled); "

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "datapath.h"
+#include "responder.h"
 
 namespace sluice {
 
@@ -42,6 +43,8 @@ struct MetricsSnapshot {
     uint64_t reloadsOk = 0;
     uint64_t reloadsFailed = 0;
     std::optional<bool> bpfStatsEnabled;  // kernel.bpf_stats_enabled
+    // `sluice run`'s responder (action respond); absent outside the daemon.
+    std::optional<ResponderStats> responder;
     std::vector<InterfaceMetrics> interfaces;
     std::vector<std::string> errors;  // what could not be read (counted, and logged)
 };

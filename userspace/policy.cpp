@@ -238,11 +238,12 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
             throwUsage(where + ": ipv4_prefix must be 0..32");
         if (p.ipv6Prefix > 128)
             throwUsage(where + ": ipv6_prefix must be 0..128");
-        if (p.action == Action::Respond)
-            throwUsage(where + ": action '" + actionName(p.action) + "' is not supported by this version of sluice");
         if (p.action == Action::Reject && p.proto != Proto::Tcp)
             throwUsage(where + ": action reject needs proto tcp (it answers TCP SYNs with a RST); "
                                "use drop for udp");
+        if (p.action == Action::Respond && p.proto != Proto::Tcp)
+            throwUsage(where + ": action respond needs proto tcp (it answers HTTP connections with "
+                               "429); use drop for udp");
         if (p.action == Action::Redirect && p.redirectTo.empty() && !p.redirectIfindex)
             throwUsage(where + ": action redirect needs redirect_to (the interface to send the excess to)");
         if (p.action != Action::Redirect && (!p.redirectTo.empty() || p.redirectIfindex))

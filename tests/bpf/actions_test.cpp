@@ -99,6 +99,58 @@ std::vector<Row> rejectRows()
     return rows;
 }
 
+// ---- respond ---------------------------------------------------------------
+std::vector<Row> respondRows()
+{
+    std::vector<Row> rows;
+    auto resp = [](std::vector<Limit> limits) {
+        return tcpPolicy("resp", {port(80)}, std::move(limits), Action::Respond);
+    };
+    auto withResponder = [](Row r) {
+        r.responder = true;
+        return r;
+    };
+    // No responder socket in the map: respond answers as reject does.
+    rows.push_back({"respond_without_responder_falls_back_to_rst",
+                    {{resp({conns(1)})}},
+                    {admitted(syn4(kSrc4), "resp"),
+                     respondFallback(syn4(kSrc4), "resp").handed(kSrc4, 40000, kServer4, 80, false),
+                     admitted(syn6(kSrc6), "resp"), respondFallback(syn6(kSrc6), "resp")}});
+    // With one: the SYN passes untouched and its connection is recorded.
+    rows.push_back(withResponder({"respond_v4_syn_handed_over",
+                                  {{resp({conns(1)})}},
+                                  {admitted(syn4(kSrc4), "resp").handed(kSrc4, 40000, kServer4, 80, false),
+                                   responded(syn4(kSrc4), "resp").handed(kSrc4, 40000, kServer4, 80),
+                                   // A SYN retransmission is handed over again.
+                                   responded(syn4(kSrc4), "resp")}}));
+    rows.push_back(withResponder({"respond_v6_syn_handed_over",
+                                  {{resp({conns(1)})}},
+                                  {admitted(syn6(kSrc6), "resp"),
+                                   responded(syn6(kSrc6), "resp").handed(kSrc6, 40001, kServer6, 80),
+                                   // Another 4-tuple of the same source is not.
+                                   admitted(ack6(kSrc6), "resp")
+                                       .handed(kSrc6, 40002, kServer6, 80, false)}}));
+    // Under a packets limit the handed-over connection's later packets
+    // pass (they carry the request the responder answers); a connection
+    // that was not handed over is still limited.
+    rows.push_back(withResponder(
+        {"respond_later_packets_of_handed_connection_pass",
+         {{resp({pkts(1)})}},
+         {admitted(ack4(kSrc4), "resp"), responded(syn4(kSrc4), "resp"),
+          responded(ack4(kSrc4), "resp"),
+          limited(Packet::v4(kSrc4, kServer4).tcp(40009, 80).build(), "resp"),
+          admitted(ack6(kSrc6), "resp"), limited(ack6(kSrc6), "resp")}}));
+    // An admitted SYN on a 4-tuple with an old record clears it: that
+    // connection belongs to the application.
+    rows.push_back(withResponder({"respond_admitted_syn_clears_old_record",
+                                  {{resp({conns(1)})}},
+                                  {admitted(syn4(kSrc4), "resp"), responded(syn4(kSrc4), "resp"),
+                                   admitted(syn4(kSrc4), "resp")
+                                       .resetFirst(kSrc4)
+                                       .handed(kSrc4, 40000, kServer4, 80, false)}}));
+    return rows;
+}
+
 // ---- ban -------------------------------------------------------------------
 std::vector<Row> banRows()
 {
@@ -198,6 +250,7 @@ TEST(BanTable, CountsBannedSourcesAgainstCapacity)
 namespace {
 
 INSTANTIATE_TEST_SUITE_P(Reject, BpfRow, testing::ValuesIn(rejectRows()), rowName);
+INSTANTIATE_TEST_SUITE_P(Respond, BpfRow, testing::ValuesIn(respondRows()), rowName);
 INSTANTIATE_TEST_SUITE_P(Ban, BpfRow, testing::ValuesIn(banRows()), rowName);
 INSTANTIATE_TEST_SUITE_P(Redirect, BpfRow, testing::ValuesIn(redirectRows()), rowName);
 

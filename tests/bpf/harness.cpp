@@ -2,10 +2,13 @@
 #include "harness.h"
 
 #include "error.h"
+#include "unique_fd.h"
 
 #include <bpf/bpf.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,11 +55,7 @@ std::string rowName(const testing::TestParamInfo<Row>& info)
 
 std::string verdictText(uint32_t verdict)
 {
-    static const char* names[] = {"PASS",     "ADMITTED", "LIMITED",    "MONITORED",
-                                  "ALLOWED",  "DENIED",   "MALFORMED",  "FRAGMENT",
-                                  "REJECTED", "REDIRECTED", "BANNED"};
-    static_assert(sizeof(names) / sizeof(names[0]) == SLUICE_VERDICT_COUNT);
-    return verdict < SLUICE_VERDICT_COUNT ? names[verdict] : "verdict" + std::to_string(verdict);
+    return verdictName(verdict);
 }
 
 std::string actionText(int action)
@@ -295,6 +294,28 @@ TEST_P(BpfRow, Run)
         FAIL() << "load/install failed: " << e.what();
     }
     ASSERT_GE(dp->progFd(), 0);
+    UniqueFd responder4, responder6;
+    if (row.responder) {
+        responder4 = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        responder6 = UniqueFd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_in sa4{};
+        sa4.sin_family = AF_INET;
+        sa4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sockaddr_in6 sa6{};
+        sa6.sin6_family = AF_INET6;
+        sa6.sin6_addr = in6addr_loopback;
+        int on = 1;
+        ::setsockopt(responder4.get(), IPPROTO_IP, IP_FREEBIND, &on, sizeof(on));
+        ::setsockopt(responder6.get(), IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof(on));
+        ASSERT_EQ(::bind(responder4.get(), reinterpret_cast<sockaddr*>(&sa4), sizeof(sa4)), 0) << strerror(errno);
+        ASSERT_EQ(::bind(responder6.get(), reinterpret_cast<sockaddr*>(&sa6), sizeof(sa6)), 0) << strerror(errno);
+        ASSERT_EQ(::listen(responder4.get(), 1), 0) << strerror(errno);
+        ASSERT_EQ(::listen(responder6.get(), 1), 0) << strerror(errno);
+        ASSERT_NO_THROW(dp->setResponder(responder4.get(), responder6.get()));
+        ASSERT_TRUE(dp->responderRunning());
+    } else {
+        ASSERT_FALSE(dp->responderRunning());
+    }
 
     for (size_t i = 0; i < row.steps.size(); i++) {
         const Step& s = row.steps[i];
@@ -347,6 +368,11 @@ TEST_P(BpfRow, Run)
         }
         for (const auto& r : s.checks)
             checkRemaining(*dp, r);
+        for (const auto& f : s.flowChecks) {
+            Flow flow{Address::parse(f.src), f.sport, Address::parse(f.dst), f.dport};
+            EXPECT_EQ(dp->respondedConnection(flow).has_value(), f.handed)
+                << f.src << ":" << f.sport << " -> " << f.dst << ":" << f.dport;
+        }
         for (const auto& b : s.banChecks) {
             SCOPED_TRACE("ban of " + b.addr + " under " + b.policy);
             auto st = dp->source(b.policy, Address::parse(b.addr));

@@ -108,6 +108,21 @@ struct Step {
     };
     std::vector<BanCheck> banChecks;
 
+    // After the frame: whether Datapath::respondedConnection finds the
+    // connection (src, sport -> dst, dport) handed to the responder.
+    struct FlowCheck {
+        std::string src;
+        uint16_t sport;
+        std::string dst;
+        uint16_t dport;
+        bool handed;
+    };
+    std::vector<FlowCheck> flowChecks;
+    Step& handed(std::string src, uint16_t sport, std::string dst, uint16_t dport, bool yes = true)
+    {
+        flowChecks.push_back({std::move(src), sport, std::move(dst), dport, yes});
+        return *this;
+    }
     Step& ban(std::string pol, std::string addr, bool isBanned = true)
     {
         banChecks.push_back({std::move(pol), std::move(addr), isBanned});
@@ -159,6 +174,19 @@ inline Step rejected(const Frame& f, std::string pol)
 inline Step redirected(const Frame& f, std::string pol)
 {
     return expectStep(f, XDP_REDIRECT, std::move(pol), SLUICE_VERDICT_REDIRECTED);
+}
+// Action respond on an over-limit SYN, responder running: passed untouched
+// for the sk_lookup program to steer. Also later packets of that connection.
+inline Step responded(const Frame& f, std::string pol)
+{
+    return expectStep(f, XDP_PASS, std::move(pol), SLUICE_VERDICT_RESPONDED);
+}
+// ... and with no responder: refused with a RST+ACK as reject does.
+inline Step respondFallback(const Frame& f, std::string pol)
+{
+    Step s = expectStep(f, XDP_TX, std::move(pol), SLUICE_VERDICT_RESPOND_FALLBACK);
+    s.expectRst = true;
+    return s;
 }
 inline Step banned(const Frame& f, std::string pol)
 {
@@ -216,6 +244,9 @@ struct Row {
     // every source first. Rows with fragments, flips or tight limits load
     // their own.
     bool shared = false;
+    // A listening socket stands in for `sluice run`'s responder in the
+    // sluice_responder map for the whole row.
+    bool responder = false;
 };
 
 void PrintTo(const Row& row, std::ostream* os);

@@ -316,16 +316,16 @@ std::vector<Row> actionRows()
     rows.push_back({"drop_limits",
                     {{tcpPolicy("d", {port(80)}, {pkts(1)}, Action::Drop)}},
                     {admitted(syn4(a), "d"), limited(syn4(a), "d")}});
-    // The reserved action (respond) and actions without what they need
-    // (reject on UDP, redirect without a target) are refused at install,
-    // and a refused install changes nothing: the active ruleset still
-    // judges the next packet. (reject and redirect: actions_test.cpp.)
+    // Actions without what they need (reject or respond on UDP, redirect
+    // without a target) are refused at install, and a refused install
+    // changes nothing: the active ruleset still judges the next packet.
+    // (The actions themselves: actions_test.cpp.)
     const std::pair<Policy, const char*> refusedPolicies[] = {
-        {tcpPolicy("d", {port(80)}, {pkts(1)}, Action::Respond), "respond"},
+        {udpPolicy("d", {port(80)}, {pkts(1)}, Action::Respond), "respond_udp"},
         {udpPolicy("d", {port(80)}, {pkts(1)}, Action::Reject), "reject_udp"},
         {tcpPolicy("d", {port(80)}, {pkts(1)}, Action::Redirect), "redirect_without_target"}};
     for (const auto& [pol, name] : refusedPolicies)
-        rows.push_back({std::string("reserved_action_") + name + "_refused",
+        rows.push_back({std::string("action_") + name + "_refused",
                         {{tcpPolicy("d", {port(80)}, {pkts(1)})}},
                         {admitted(syn4(a), "d"),
                          refusedInstall({{pol, tcpPolicy("x", {port(81)}, {pkts(1)})},

@@ -21,6 +21,8 @@
 
 #include "datapath.h"
 #include "netns.h"
+#include "attachments.h"
+#include "paths.h"
 #include "policy.h"
 
 using namespace slit;
@@ -40,8 +42,6 @@ namespace {
 constexpr uint64_t kDayNs = 86400ULL * 1'000'000'000ULL;
 constexpr uint16_t kTcpPort = 8081;
 constexpr uint16_t kUdpPort = 7001;
-
-std::string pinDirOf(const std::string& iface) { return std::string(SLUICE_PIN_ROOT) + "/" + iface; }
 
 socklen_t sockAddr(const std::string& addr, uint16_t port, sockaddr_storage* out)
 {
@@ -107,45 +107,6 @@ uint64_t verdictPackets(const Datapath& dp, const std::string& policy, uint32_t 
             return sc.verdicts.at(verdict).packets;
     ADD_FAILURE() << "no counters for policy " << policy;
     return 0;
-}
-
-// sluice attached (native) to interfaces of namespaces; detached and its pins
-// removed on destruction, even when a test fails.
-class Attachments {
-public:
-    ~Attachments()
-    {
-        for (auto& [ns, iface] : list_) {
-            try {
-                ns->run([&] { Datapath::detach(iface); });
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "[slit] cleanup: detach %s: %s\n", iface.c_str(), e.what());
-            }
-            if (access(pinDirOf(iface).c_str(), F_OK) == 0)
-                runCmd({"rm", "-rf", pinDirOf(iface)});
-            unregisterPinDir(pinDirOf(iface));
-        }
-        rmdir(SLUICE_PIN_ROOT);  // only succeeds when no interface is left
-    }
-
-    Datapath attach(Netns& ns, const std::string& iface)
-    {
-        registerPinDir(pinDirOf(iface));
-        list_.emplace_back(&ns, iface);
-        return ns.run([&] { return Datapath::attach(AttachOptions{iface, XdpMode::Native, 4096}); });
-    }
-
-private:
-    std::vector<std::pair<Netns*, std::string>> list_;
-};
-
-// Lets a veth end receive frames that its peer XDP_TXes or redirects to it:
-// an XDP program of its own (sluice with no policy: everything passes). GRO
-// alone (`ethtool -K IF gro on`) did not do it on kernel 6.18.
-void enableXdpReceive(Netns& ns, const std::string& iface, Attachments& att)
-{
-    Datapath dp = att.attach(ns, iface);
-    dp.install(Ruleset{});
 }
 
 // The client computes its checksums instead of leaving them to "hardware"
@@ -267,3 +228,54 @@ INSTANTIATE_TEST_SUITE_P(Families, ActionTraffic, ::testing::Values(false, true)
                          [](const ::testing::TestParamInfo<bool>& i) {
                              return std::string(i.param ? "IPv6" : "IPv4");
                          });
+
+// A source that keeps exceeding is banned: every datagram dropped for the
+// ban's duration while another source is untouched; `sluice inspect` shows
+// when the ban ends and `sluice reset` lifts it. Real traffic, real CLI.
+TEST_P(ActionTraffic, BanDropsARepeatOffenderUntilReset)
+{
+    Testbed bed;
+    Testbed::Link& link = bed.addClient(2, 2);
+    Attachments att;
+    Datapath dp = att.attach(bed.receiver(), link.receiverIf);
+    const uint16_t port = 7300;
+    const uint64_t hourNs = 3600ULL * 1'000'000'000ULL;
+    Policy p;
+    p.name = "banned";
+    p.proto = Proto::Udp;
+    p.ports = {PortRange{port, port}};
+    p.limits = {Limit{LimitKind::Packets, 5, hourNs, 0}};
+    p.ipv6Prefix = 128;
+    // The 4th limited datagram in an hour bans the source for an hour.
+    p.banAfter = Limit{LimitKind::Packets, 3, hourNs, 0};
+    p.banNs = hourNs;
+    dp.install(Ruleset{{p}, {}, {}});
+
+    const std::string src = v6() ? link.client6[0] : link.client4[0];
+    const std::string other = v6() ? link.client6[1] : link.client4[1];
+    const std::string dst = v6() ? link.receiver6 : link.receiver4;
+    UdpCounter server(bed.receiver(), dst, port);
+
+    ASSERT_EQ(udpSend(*link.client, src, dst, port, 20), 20);
+    ASSERT_EQ(udpSend(*link.client, other, dst, port, 3), 3);
+    auto got = server.collect();
+    EXPECT_EQ(got[src], 5) << "the bucket's 5, then nothing";
+    EXPECT_EQ(got[other], 3);
+    EXPECT_EQ(verdictPackets(dp, "banned", SLUICE_VERDICT_LIMITED), 3U) << "3 limited";
+    EXPECT_EQ(verdictPackets(dp, "banned", SLUICE_VERDICT_BANNED), 12U) << "the 4th over and all after it";
+
+    const std::string ns = "--net=" + bed.receiver().path();
+    CmdResult ins = runCmd({"nsenter", ns, sluiceBinary(), "inspect", link.receiverIf, src, "--json"});
+    ASSERT_EQ(ins.status, 0) << ins.err;
+    EXPECT_NE(ins.out.find("\"banned\": true"), std::string::npos) << ins.out;
+    CmdResult text = runCmd({"nsenter", ns, sluiceBinary(), "inspect", link.receiverIf, src});
+    EXPECT_NE(text.out.find("banned"), std::string::npos) << text.out;
+
+    CmdResult reset = runCmd({"nsenter", ns, sluiceBinary(), "reset", link.receiverIf, src});
+    ASSERT_EQ(reset.status, 0) << reset.err;
+    ASSERT_EQ(udpSend(*link.client, src, dst, port, 8), 8);
+    got = server.finish();
+    EXPECT_EQ(got[src], 5) << "reset lifted the ban and refilled the bucket";
+    ins = runCmd({"nsenter", ns, sluiceBinary(), "inspect", link.receiverIf, src, "--json"});
+    EXPECT_NE(ins.out.find("\"banned\": false"), std::string::npos) << ins.out;
+}

@@ -42,6 +42,7 @@
 
 #include "datapath.h"
 #include "netns.h"
+#include "paths.h"
 
 using namespace slit;
 using Json = nlohmann::json;
@@ -57,21 +58,6 @@ constexpr uint64_t kFrame4 = 64 + 8 + 20 + 14;
 bool pathExists(const std::string& p) {
     struct stat st;
     return stat(p.c_str(), &st) == 0;
-}
-
-std::string pinDirOf(const std::string& iface) { return std::string(SLUICE_PIN_ROOT) + "/" + iface; }
-
-// build/tests/integration_tests -> build/sluice, unless SLUICE_BIN says.
-std::string sluiceBinary() {
-    if (const char* env = getenv("SLUICE_BIN"))
-        return env;
-    char buf[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0)
-        return "build/sluice";
-    std::string exe(buf, size_t(n));
-    std::string tests = exe.substr(0, exe.rfind('/'));
-    return tests.substr(0, tests.rfind('/')) + "/sluice";
 }
 
 // One CLI run: the command line and what came back, printable in failures.
@@ -970,7 +956,7 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
          "tcp"},
         {{"policy", "add", "--iface", iface_, "--name", "p", "--proto", "udp", "--ports", "7100", "--packets",
           "5 per day", "--action", "respond"},
-         "'respond'"},
+         "respond needs proto tcp"},
         {{"policy", "add", "--iface", iface_, "--name", "p", "--proto", "icmp", "--ports", "7100", "--packets",
           "5 per day"},
          "--proto"},
@@ -1068,8 +1054,8 @@ TEST_F(CliNet, BadConfigsChangeNothing) {
          "at most 4"},
         {"connections-on-udp", h + p + "ports = [7000]\nconnections = \"10 per day\"  # <-\n", "tcp"},
         {"no-limits", h + "[[policy]]  # <-\nname = \"p\"\nproto = \"udp\"\nports = [7000]\n", "no limits"},
-        // respond is for TCP: rejected on UDP whether or not this version has it.
-        {"unsupported-action", h + p + "ports = [7000]\npackets = \"1 per day\"\naction = \"respond\"  # <-\n",
+        // respond is for TCP.
+        {"respond-on-udp", h + p + "ports = [7000]\npackets = \"1 per day\"\naction = \"respond\"  # <-\n",
          "respond"},
         {"unknown-action", h + p + "ports = [7000]\npackets = \"1 per day\"\naction = \"shout\"  # <-\n", "shout"},
         {"ban-after-without-ban",

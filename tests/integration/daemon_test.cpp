@@ -31,6 +31,7 @@
 
 #include "datapath.h"
 #include "netns.h"
+#include "paths.h"
 #include "process.h"
 
 using namespace slit;
@@ -45,28 +46,6 @@ constexpr Millis kWait(5000);
 bool pathExists(const std::string& p) {
     struct stat st;
     return stat(p.c_str(), &st) == 0;
-}
-
-std::string pinDirOf(const std::string& iface) { return std::string(SLUICE_PIN_ROOT) + "/" + iface; }
-
-// build/tests/integration_tests -> build/sluice, unless SLUICE_BIN says.
-std::string sluiceBinary() {
-    if (const char* env = getenv("SLUICE_BIN"))
-        return env;
-    char buf[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0)
-        return "build/sluice";
-    std::string exe(buf, size_t(n));
-    std::string tests = exe.substr(0, exe.rfind('/'));
-    return tests.substr(0, tests.rfind('/')) + "/sluice";
-}
-
-std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
 }
 
 // In place (truncate, write, close): one IN_CLOSE_WRITE on the name.

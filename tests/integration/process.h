@@ -68,6 +68,7 @@ public:
     ChildProcess& operator=(const ChildProcess&) = delete;
 
     void signal(int sig) const { kill(pid_, sig); }
+    pid_t pid() const { return pid_; }
 
     // The exit status (-1: killed by a signal), or nullopt if it is still
     // running after `limit`.

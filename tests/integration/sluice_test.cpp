@@ -25,6 +25,7 @@
 #include "datapath.h"
 #include "error.h"
 #include "netns.h"
+#include "paths.h"
 #include "policy.h"
 
 using namespace slit;
@@ -51,8 +52,6 @@ bool pathExists(const std::string& p) {
     struct stat st;
     return stat(p.c_str(), &st) == 0;
 }
-
-std::string pinDirOf(const std::string& iface) { return std::string(SLUICE_PIN_ROOT) + "/" + iface; }
 
 Policy perDay(const std::string& name, Proto proto, uint16_t port, LimitKind kind, uint64_t n) {
     Policy p;

@@ -419,7 +419,7 @@ const std::vector<InvalidCase> kInvalid = {
     {"Ipv6PrefixNegative", kHead + "ports = [80]\npackets = \"1/second\"\nipv6_prefix = -1\n",
      "t.toml:6:15: ", "ipv6_prefix must be 0..128, not -1"},
     {"UnknownAction", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"block\"\n",
-     "t.toml:6:10: ", "action must be \"drop\", \"reject\", \"redirect\" or \"monitor\", not 'block'"},
+     "t.toml:6:10: ", "action must be \"drop\", \"reject\", \"respond\", \"redirect\" or \"monitor\", not 'block'"},
 
     // Rate strings: the column points inside the string, at the bad token.
     {"BadRateUnit", kHead + "ports = [80]\npackets = \"5 per fortnight\"\n", "t.toml:5:18: ",
@@ -444,9 +444,8 @@ const std::vector<InvalidCase> kInvalid = {
     {"ConnectionsOnUdp", kHeadUdp + "ports = [53]\nconnections = \"5/minute\"\n", "t.toml:5:16: ",
      "policy 'a': connections limits need proto \"tcp\""},
 
-    // Not supported by this version.
-    {"ActionRespond", kHead + "ports = [80]\npackets = \"1/second\"\naction = \"respond\"\n",
-     "t.toml:6:10: ", "action 'respond' is not supported by this version of sluice"},
+    {"ActionRespondOnUdp", kHeadUdp + "ports = [53]\npackets = \"1/second\"\naction = \"respond\"\n",
+     "t.toml:6:10: ", "policy 'a': action \"respond\" needs proto \"tcp\""},
     // Actions and bans: what goes together.
     {"ActionRejectOnUdp", kHeadUdp + "ports = [53]\npackets = \"1/second\"\naction = \"reject\"\n",
      "t.toml:6:10: ", "policy 'a': action \"reject\" needs proto \"tcp\""},

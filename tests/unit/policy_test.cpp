@@ -842,9 +842,9 @@ TEST(CompileRuleset, RefusesActionsAndBansThatCannotWork)
 {
     auto base = [] { return policy("p", Proto::Tcp, {port(80)}); };
     std::vector<std::pair<const char*, Policy>> cases;
-    Policy p = base();
+    Policy p = policy("p", Proto::Udp, {port(53)});
     p.action = Action::Respond;
-    cases.push_back({"not supported", p});
+    cases.push_back({"respond needs proto tcp", p});
     p = policy("p", Proto::Udp, {port(53)});
     p.action = Action::Reject;
     cases.push_back({"needs proto tcp", p});

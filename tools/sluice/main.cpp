@@ -82,21 +82,31 @@ void detachCmd(const std::string& iface)
 void statusCmd(const std::string& iface, bool json)
 {
     Json out = Json::array();
-    Table t({"INTERFACE", "MODE", "DISPATCHER", "POLICIES", "SOURCES", "CAPACITY", "NOTE"});
+    Table t({"INTERFACE", "MODE", "DISPATCHER", "POLICIES", "SOURCES", "CAPACITY", "RESPONDER", "NOTE"});
     for (const auto& name : iface.empty() ? Datapath::pinnedInterfaces() : std::vector<std::string>{iface}) {
         Datapath dp = Datapath::open(name);
         const AttachInfo& info = dp.attachInfo();
         size_t policies = dp.installedPolicies().size(), tracked = dp.trackedSources();
         uint32_t capacity = dp.sourceCapacity();
+        bool responder = dp.responderRunning();
+        auto installed = dp.installed().policies;
+        bool respond = std::any_of(installed.begin(), installed.end(),
+                                   [](const Policy& p) { return p.action == Action::Respond; });
+        std::string note = info.note;
+        if (respond && !responder)
+            note += std::string(note.empty() ? "" : "; ") +
+                    "no responder: action respond falls back to reject (start `sluice run`)";
         out.push_back(Json{{"interface", name},
                            {"mode", xdpModeName(info.mode)},
                            {"dispatcher", info.dispatcher},
                            {"policies", policies},
                            {"tracked_sources", tracked},
                            {"source_capacity", capacity},
-                           {"note", info.note}});
+                           {"responder", responder},
+                           {"respond_fallback", respond && !responder},
+                           {"note", note}});
         t.add({name, xdpModeName(info.mode), info.dispatcher ? "yes" : "no", std::to_string(policies),
-               std::to_string(tracked), std::to_string(capacity), info.note});
+               std::to_string(tracked), std::to_string(capacity), responder ? "running" : "not running", note});
     }
     if (json)
         print(out);
@@ -164,7 +174,7 @@ Policy policyFromArgs(const PolicyArgs& a)
         throwUsage("a policy needs --connections, --packets or --bytes");
     auto action = actionFromName(a.action);
     if (!action)
-        throwUsage("--action must be drop or monitor");
+        throwUsage("--action must be drop, reject, respond or monitor, not '" + a.action + "'");
     p.action = *action;
     if (a.key != "source" && a.key != "global")
         throwUsage("--key must be source or global");
@@ -526,7 +536,9 @@ int run(int argc, char** argv)
     policyAdd->add_option("--connections", policyArgs.connections, "Rate of new TCP connections: \"5 per minute\"");
     policyAdd->add_option("--packets", policyArgs.packets, "Rate of packets: \"50/second burst 100\"");
     policyAdd->add_option("--bytes", policyArgs.bytes, "Rate of bytes: \"10 MB/second\"");
-    policyAdd->add_option("--action", policyArgs.action, "drop or monitor");
+    policyAdd->add_option("--action", policyArgs.action,
+                          "drop, reject (TCP: RST), respond (TCP: HTTP 429, needs `sluice run`) or monitor; "
+                          "redirect needs a config file (redirect_to)");
     policyAdd->add_option("--key", policyArgs.key, "source or global");
     policyAdd->add_option("--ipv4-prefix", policyArgs.ipv4Prefix, "Bucket per IPv4 prefix (default 32)");
     policyAdd->add_option("--ipv6-prefix", policyArgs.ipv6Prefix, "Bucket per IPv6 prefix (default 64)");
