@@ -53,6 +53,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_sources SEC(".maps");
 
+/* Sources seen once (sluice_abi.h); sized by userspace at load time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_MIN_PROBATION);
+	__type(key, struct sluice_source_key);
+	__type(value, struct sluice_source_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_probation SEC(".maps");
+
 /* Banned sources: key as in sluice_sources, value = banned-until ns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -187,18 +196,49 @@ static __always_inline void source_key(struct sluice_source_key *key,
 	key->addr[3] = pkt->src[3] & mask[3];
 }
 
+/*
+ * Admission of a source that is not in sluice_sources. Its first packet gets
+ * a fresh entry in sluice_probation and is charged there with the policy's
+ * own GCRA, so a source on probation is limited like any other. Its second
+ * packet finds that entry and promotes it: the state is copied into
+ * sluice_sources and the probation entry removed. Spoofed sources that send
+ * one packet each only ever evict each other from probation.
+ *
+ * Races: two CPUs may create the same probation entry at once: NOEXIST lets
+ * one win, and both charge its entry. A unit charged to the probation entry
+ * after another CPU copied it (the first and second packets of one source on
+ * two CPUs within the same instant) is lost with the probation entry: at most
+ * one unit per CPU, once in a source's life, towards admitting more. Two
+ * CPUs promoting at once: NOEXIST again, both use the winner's copy.
+ */
+static __always_inline struct sluice_source_state *
+admit_source(const struct sluice_source_key *key)
+{
+	struct sluice_source_state zero = {}, *st, *promoted;
+
+	st = bpf_map_lookup_elem(&sluice_probation, key);
+	if (!st) {
+		bpf_map_update_elem(&sluice_probation, key, &zero, BPF_NOEXIST);
+		return bpf_map_lookup_elem(&sluice_probation, key);
+	}
+	bpf_map_update_elem(&sluice_sources, key, st, BPF_NOEXIST);
+	promoted = bpf_map_lookup_elem(&sluice_sources, key);
+	if (!promoted)	/* no room was made: stay on probation, state kept */
+		return st;
+	bpf_map_delete_elem(&sluice_probation, key);
+	return promoted;
+}
+
+/* A known source costs one lookup, as it did before admission existed. */
 static __always_inline struct sluice_source_state *
 source_state(const struct sluice_source_key *key)
 {
-	struct sluice_source_state zero = {}, *st;
+	struct sluice_source_state *st;
 
 	st = bpf_map_lookup_elem(&sluice_sources, key);
 	if (st)
 		return st;
-	/* Two CPUs may insert the same new source at once: NOEXIST lets one
-	 * win, and both then use its entry. */
-	bpf_map_update_elem(&sluice_sources, key, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&sluice_sources, key);
+	return admit_source(key);
 }
 
 /* Fleet scope: the sync wrote an over-until for this source. An expired

@@ -29,6 +29,11 @@
 
 /* Default size of the per-source LRU table; userspace sets it at load time. */
 #define SLUICE_DEFAULT_MAX_SOURCES	1000000
+/* The probation table (map sluice_probation) holds sources seen once, and is
+ * sized from max_sources: one entry per SLUICE_PROBATION_DIVISOR, at least
+ * SLUICE_MIN_PROBATION. */
+#define SLUICE_PROBATION_DIVISOR	8
+#define SLUICE_MIN_PROBATION		1024
 /* Banned sources tracked at once (map sluice_bans, LRU: when it is full the
  * ban that was touched least recently is forgotten first). */
 #define SLUICE_MAX_BANS			65536
@@ -179,6 +184,21 @@ struct sluice_source_state {
 	__u64 tat_ns[SLUICE_MAX_LIMITS];
 	__u64 ban_tat_ns;
 };
+
+/*
+ * Map sluice_probation: LRU hash, same key and value as sluice_sources. A
+ * source's first packet is charged to a fresh entry here; its second packet
+ * moves the entry, state and all, into sluice_sources. A flood of spoofed
+ * sources that each send one packet churns only this table, so it cannot
+ * evict the state of sources that have shown themselves (README "Spoofed
+ * sources"). Sized by userspace: sluice_probation_entries(max_sources).
+ */
+static inline __u32 sluice_probation_entries(__u32 max_sources)
+{
+	__u32 n = max_sources / SLUICE_PROBATION_DIVISOR;
+
+	return n < SLUICE_MIN_PROBATION ? SLUICE_MIN_PROBATION : n;
+}
 
 /* Map sluice_bans: LRU hash, SLUICE_MAX_BANS entries, key = the source's
  * struct sluice_source_key, value = __u64 banned-until (bpf_ktime_get_ns). */

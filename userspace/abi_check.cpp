@@ -45,6 +45,7 @@ static_assert(offsetof(sluice_source_state, ban_tat_ns) == 8 * SLUICE_MAX_LIMITS
 static_assert(sizeof(sluice_fleet_units) == 8 * SLUICE_MAX_LIMITS);
 static_assert(SLUICE_SCOPE_HOST == 0 && SLUICE_SCOPE_FLEET == 1);
 static_assert(SLUICE_MAX_FLEET_OVER <= SLUICE_MAX_FLEET_SOURCES);
+static_assert(SLUICE_PROBATION_DIVISOR == 8 && SLUICE_MIN_PROBATION == 1024);
 
 static_assert(sizeof(sluice_lpm4_key) == 12);
 static_assert(offsetof(sluice_lpm4_key, addr) == 8);

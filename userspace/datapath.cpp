@@ -46,7 +46,7 @@ const char* const kMapNames[] = {
     "sluice_config", "sluice_ports", "sluice_policies", "sluice_sources",
     "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
     "sluice_bans",   "sluice_redirect", "sluice_respond_flows", "sluice_responder",
-    "sluice_fleet_units", "sluice_fleet_over",
+    "sluice_fleet_units", "sluice_fleet_over", "sluice_probation",
 };
 
 std::string pinDir(const std::string& iface)
@@ -412,6 +412,9 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
                                    std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES));
     if (err)
         throwSys("cannot size the fleet source table", err);
+    err = bpf_map__set_max_entries(skel->maps.sluice_probation, sluice_probation_entries(maxSources));
+    if (err)
+        throwSys("cannot size the probation table", err);
     return skel;
 }
 
@@ -874,6 +877,8 @@ std::optional<SourceState> Datapath::source(const std::string& policyName, const
         sluice_source_key key = sourceKey(p, addr);
         sluice_source_state st{};
         int err = bpf_map_lookup_elem(impl_->mapFd("sluice_sources"), &key, &st);
+        if (err == -ENOENT)  // seen once: its state is on probation
+            err = bpf_map_lookup_elem(impl_->mapFd("sluice_probation"), &key, &st);
         if (err && err != -ENOENT)
             throwSys("cannot read source state", err);
         uint64_t until = 0, now = nowNs();
@@ -905,6 +910,8 @@ size_t Datapath::resetSource(const Address& addr)
         sluice_source_key key = sourceKey(p, addr);
         if (bpf_map_delete_elem(fd, &key) == 0)
             removed++;
+        if (bpf_map_delete_elem(impl_->mapFd("sluice_probation"), &key) == 0)
+            removed++;
         if (bpf_map_delete_elem(impl_->mapFd("sluice_bans"), &key) == 0)
             removed++;
         // Fleet state is not counted: it goes with the bucket state.
@@ -917,9 +924,11 @@ size_t Datapath::resetSource(const Address& addr)
 size_t Datapath::resetAll()
 {
     size_t removed = 0;
-    // The fleet maps go with the bucket state; only the first two count.
-    for (const char* map : {"sluice_sources", "sluice_bans", "sluice_fleet_over", "sluice_fleet_units"}) {
-        bool counted = std::string(map) == "sluice_sources" || std::string(map) == "sluice_bans";
+    // The fleet maps go with the bucket state and are not counted.
+    for (const char* map : {"sluice_sources", "sluice_probation", "sluice_bans", "sluice_fleet_over",
+                            "sluice_fleet_units"}) {
+        const std::string_view name = map;
+        bool counted = name != "sluice_fleet_over" && name != "sluice_fleet_units";
         int fd = impl_->mapFd(map);
         std::vector<sluice_source_key> keys;
         sluice_source_key key{}, next{};
@@ -981,17 +990,20 @@ std::vector<SourceState> Datapath::allSources() const
             byTag[p.state_tag] = &p;
     }
     std::vector<SourceState> out;
-    int fd = impl_->mapFd("sluice_sources");
     uint64_t now = nowNs();
-    sluice_source_key key{}, next{};
-    int err = bpf_map_get_next_key(fd, nullptr, &next);
-    while (!err) {
-        sluice_source_state st{};
-        auto it = byTag.find(next.state_tag);
-        if (it != byTag.end() && bpf_map_lookup_elem(fd, &next, &st) == 0)
-            out.push_back(describeSource(*it->second, next, st, now));
-        key = next;
-        err = bpf_map_get_next_key(fd, &key, &next);
+    // Sources on probation (seen once) hold bucket state too.
+    for (const char* map : {"sluice_sources", "sluice_probation"}) {
+        int fd = impl_->mapFd(map);
+        sluice_source_key key{}, next{};
+        int err = bpf_map_get_next_key(fd, nullptr, &next);
+        while (!err) {
+            sluice_source_state st{};
+            auto it = byTag.find(next.state_tag);
+            if (it != byTag.end() && bpf_map_lookup_elem(fd, &next, &st) == 0)
+                out.push_back(describeSource(*it->second, next, st, now));
+            key = next;
+            err = bpf_map_get_next_key(fd, &key, &next);
+        }
     }
     return out;
 }
@@ -1081,14 +1093,16 @@ std::vector<std::string> Datapath::pinnedInterfaces()
 
 size_t Datapath::trackedSources() const
 {
-    int fd = impl_->mapFd("sluice_sources");
     size_t n = 0;
-    sluice_source_key key{}, next{};
-    int err = bpf_map_get_next_key(fd, nullptr, &next);
-    while (!err) {
-        n++;
-        key = next;
-        err = bpf_map_get_next_key(fd, &key, &next);
+    for (const char* map : {"sluice_sources", "sluice_probation"}) {
+        int fd = impl_->mapFd(map);
+        sluice_source_key key{}, next{};
+        int err = bpf_map_get_next_key(fd, nullptr, &next);
+        while (!err) {
+            n++;
+            key = next;
+            err = bpf_map_get_next_key(fd, &key, &next);
+        }
     }
     return n;
 }

@@ -181,7 +181,7 @@ std::string renderMetrics(const MetricsSnapshot& s)
             if ((i.*field).has_value())
                 e.sample(name, {{"interface", i.iface}}, integer(*(i.*field)));
     };
-    gauge("sluice_sources_tracked", "Sources with bucket state in the per-source table.",
+    gauge("sluice_sources_tracked", "Sources with bucket state: the per-source table and the probation table (sources seen once).",
           &InterfaceMetrics::trackedSources);
     gauge("sluice_sources_capacity", "Entries the per-source table holds (max_sources); beyond it the "
                                      "least recently used state is evicted.",
@@ -354,15 +354,24 @@ namespace {
 
 class MapFd {
 public:
-    explicit MapFd(const std::string& iface)
+    // `optional`: a missing pin leaves the handle empty (ok() false)
+    // instead of throwing.
+    explicit MapFd(const std::string& iface, const char* name = "sluice_sources", bool optional = false)
     {
-        path_ = std::string(SLUICE_PIN_ROOT) + "/" + iface + "/sluice_sources";
+        path_ = std::string(SLUICE_PIN_ROOT) + "/" + iface + "/" + name;
         fd_ = bpf_obj_get(path_.c_str());
+        if (fd_ < 0 && optional && fd_ == -ENOENT)
+            return;
         if (fd_ < 0)
             throwSys("cannot open the per-source table " + path_ + " (is sluice attached to " + iface + "?)",
                      fd_);
     }
-    ~MapFd() { ::close(fd_); }
+    ~MapFd()
+    {
+        if (fd_ >= 0)
+            ::close(fd_);
+    }
+    bool ok() const { return fd_ >= 0; }
     MapFd(const MapFd&) = delete;
     MapFd& operator=(const MapFd&) = delete;
     int get() const { return fd_; }
@@ -432,9 +441,10 @@ void readBuckets(int fd, uint32_t start, uint32_t stopAt, Part& part)
 
 }  // namespace
 
-std::vector<SourceEntry> readSourceTable(const std::string& iface)
+namespace {
+
+std::vector<SourceEntry> readTable(const MapFd& map)
 {
-    MapFd map(iface);
     bpf_map_info info{};
     uint32_t len = sizeof info;
     bool hash = bpf_obj_get_info_by_fd(map.get(), &info, &len) == 0 &&
@@ -497,11 +507,31 @@ std::vector<SourceEntry> readSourceTable(const std::string& iface)
     return out;
 }
 
+}  // namespace
+
+std::vector<SourceEntry> readSourceTable(const std::string& iface)
+{
+    std::vector<SourceEntry> out = readTable(MapFd(iface));
+    // Sources on probation (seen once) hold bucket state too. A source
+    // being promoted at this instant may show up in both reads.
+    MapFd probation(iface, "sluice_probation", /*optional=*/true);
+    if (probation.ok())
+        forEachChunk(probation, [&](const sluice_source_key* k, const sluice_source_state* v, uint32_t n) {
+            uint64_t now = Datapath::nowNs();
+            for (uint32_t i = 0; i < n; i++)
+                out.push_back(SourceEntry{k[i], v[i], now});
+        });
+    return out;
+}
+
 uint64_t countSourceTable(const std::string& iface)
 {
-    MapFd map(iface);
     uint64_t n = 0;
-    forEachChunk(map, [&](const sluice_source_key*, const sluice_source_state*, uint32_t c) { n += c; });
+    auto add = [&](const sluice_source_key*, const sluice_source_state*, uint32_t c) { n += c; };
+    forEachChunk(MapFd(iface), add);
+    MapFd probation(iface, "sluice_probation", /*optional=*/true);
+    if (probation.ok())
+        forEachChunk(probation, add);
     return n;
 }
 

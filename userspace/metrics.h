@@ -79,9 +79,10 @@ struct SourceEntry {
     uint64_t readNs = 0;  // when its chunk was read (Datapath::nowNs clock); 0: unknown
 };
 
-// Every entry of IFACE's pinned sluice_sources map, read with
-// BPF_MAP_LOOKUP_BATCH (falling back to key-by-key iteration on kernels
-// without batch ops on LRU hashes).
+// Every entry of IFACE's pinned sluice_sources map, then of its
+// sluice_probation map (sources seen once), read with BPF_MAP_LOOKUP_BATCH
+// (falling back to key-by-key iteration on kernels without batch ops on LRU
+// hashes).
 std::vector<SourceEntry> readSourceTable(const std::string& iface);
 // Counts the entries the same way without keeping them.
 uint64_t countSourceTable(const std::string& iface);
