@@ -28,7 +28,7 @@ TESTS      := $(BUILD)/tests/unit_tests $(BUILD)/tests/bpf_tests \
 
 .PHONY: all deps demo test test-unit bench-prog clean install
 all: $(BUILD)/sluice.bpf.o $(BUILD)/libsluice.a $(TESTS) \
-     $(if $(CLI_SRCS),$(BUILD)/sluice) $(BUILD)/tests/prog_run_bench
+     $(if $(CLI_SRCS),$(BUILD)/sluice) $(BUILD)/tests/prog_run_bench $(BUILD)/sluice-flood
 
 deps:
 	tools/install-deps.sh
