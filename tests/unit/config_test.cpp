@@ -625,6 +625,16 @@ const std::vector<InvalidCase> kInvalid = {
     {"TomlMissingValue", "[sluice]\nmax_sources = \n", "t.toml:2:", "Error while parsing"},
     {"TomlRedefinedKey", "[sluice]\nmax_sources = 1\nmax_sources = 2\n", "t.toml:3:",
      "cannot redefine existing integer 'max_sources'"},
+    // toml++ 3.3 aborted (assert) on table names that start with a character
+    // no key starts with; found by tests/fuzz/config_fuzz (toml_checked.h).
+    {"TomlHeaderBadFirstCharacter", "[&\n", "t.toml:1:2: ", "expected a table name after '['"},
+    {"TomlHeaderBadCharacterAfterBlanks", "[sluice]\n  [ =]\n", "t.toml:2:5: ",
+     "expected a table name after '['"},
+    {"TomlArrayHeaderBadFirstCharacter", "[sluice]\n[[[1]]]\n", "t.toml:2:3: ",
+     "expected a table name after '['"},
+    {"TomlArrayHeaderEquals", "[[=\n", "t.toml:1:3: ", "expected a table name after '['"},
+    {"TomlHeaderFuzzerCrash", std::string("[!\0\0\0metrics = \"x\"\n", 19), "t.toml:1:2: ",
+     "expected a table name after '['"},
 };
 
 class ConfigInvalid : public testing::TestWithParam<InvalidCase> {};
