@@ -40,6 +40,62 @@ const std::vector<std::string_view> kPolicyKeys = {
     "key",    "ipv4_prefix", "ipv6_prefix", "action", "ban_after", "ban",
     "scope",  "redirect_to",
 };
+// A non-ASCII character outside strings and comments: its byte offset.
+// Such a character is never valid TOML, and toml++ 3.3's table of Unicode
+// whitespace reaches __builtin_unreachable() for most of U+00A1..U+0499 and
+// a few other ranges (undefined behaviour; found by tests/fuzz/config_fuzz),
+// so the config parser refuses it before toml++ sees it. Strings (basic,
+// literal, multi-line) and comments are skipped as TOML 1.0 defines them; a
+// UTF-8 byte order mark may open the text.
+std::optional<size_t> nonAsciiOutsideStrings(std::string_view text)
+{
+    size_t i = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
+    // Past the closing quotes of a multi-line string: its last run of 3 to
+    // 5 quotes (a run of more is an error toml++ reports).
+    auto closeMultiLine = [&](char quote) {
+        bool escapes = quote == '"';
+        while (i < text.size()) {
+            if (escapes && text[i] == '\\') {
+                i += 2;
+            } else if (text.substr(i, 3) == std::string(3, quote)) {
+                while (i < text.size() && text[i] == quote)
+                    i++;
+                return;
+            } else {
+                i++;
+            }
+        }
+    };
+    // Past a one-line string: its closing quote or the end of the line.
+    auto closeOneLine = [&](char quote) {
+        bool escapes = quote == '"';
+        while (i < text.size() && text[i] != quote && text[i] != '\n')
+            i += escapes && text[i] == '\\' && i + 1 < text.size() && text[i + 1] != '\n' ? 2 : 1;
+        if (i < text.size() && text[i] == quote)
+            i++;
+    };
+    while (i < text.size()) {
+        char c = text[i];
+        if (static_cast<unsigned char>(c) >= 0x80)
+            return i;
+        if (c == '#') {
+            while (i < text.size() && text[i] != '\n')
+                i++;
+        } else if (c == '"' || c == '\'') {
+            if (text.substr(i, 3) == std::string(3, c)) {
+                i += 3;
+                closeMultiLine(c);
+            } else {
+                i++;
+                closeOneLine(c);
+            }
+        } else {
+            i++;
+        }
+    }
+    return std::nullopt;
+}
+
 bool before(const Pos& a, const Pos& b)
 {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
@@ -127,6 +183,8 @@ public:
 
     Config run()
     {
+        if (auto at = nonAsciiOutsideStrings(text_))
+            failNonAscii(*at);
         toml::table root;
         try {
             root = toml::parse(text_, std::string_view(name_));
@@ -169,6 +227,26 @@ private:
     {
         throwUsage(name_ + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": " +
                    message);
+    }
+
+    [[noreturn]] void failNonAscii(size_t offset) const
+    {
+        size_t line = std::upper_bound(lineStarts_.begin(), lineStarts_.end(), offset) -
+                      lineStarts_.begin();
+        size_t start = lineStarts_[line - 1];
+        if (line == 1 && text_.substr(0, 3) == "\xEF\xBB\xBF")
+            start = 3;  // toml++ does not count the byte order mark
+        Pos at;
+        at.line = static_cast<toml::source_index>(line);
+        // toml++ counts columns in code points: so do these messages.
+        at.column = 1;
+        for (size_t i = start; i < offset; i++)
+            at.column += (static_cast<unsigned char>(text_[i]) & 0xC0) != 0x80;
+        size_t end = offset + 1;
+        while (end < text_.size() && (static_cast<unsigned char>(text_[end]) & 0xC0) == 0x80)
+            end++;
+        fail(at, "unexpected character '" + std::string(text_.substr(offset, end - offset)) +
+                     "' outside a string or comment (keys, numbers and other values are ASCII)");
     }
 
     // toml++ stopped at one of its internal checks (toml_checked.h). The one

@@ -389,6 +389,26 @@ TEST(Config, UnreadableFileIsAUsageError)
     EXPECT_NE(msg.find("directory"), std::string::npos) << msg;
 }
 
+// Non-ASCII text in strings, quoted keys and comments is TOML; only outside
+// them is it refused (NonAscii* rows below).
+TEST(Config, NonAsciiInStringsAndCommentsIsRead)
+{
+    Config c = parseConfig("\xEF\xBB\xBF# caf\u00e9 \"\n"
+                           "[[policy]] # \u00e9 '\n"
+                           "name = \"\u00e9\\\"\u00e9\"\n"
+                           "proto = \"tcp\"\n"
+                           "ports = [80]\n"
+                           "packets = \"\"\"\n5 per minute\"\"\" # \u00e9\n"
+                           "[[allow]]\n"
+                           "cidr = '192.0.2.1'\n"
+                           "comment = '''\u00e9\n'''''\n",
+                           "u.toml");
+    ASSERT_EQ(c.rules.policies.size(), 1U);
+    EXPECT_EQ(c.rules.policies[0].name, "\u00e9\"\u00e9");
+    EXPECT_EQ(c.rules.policies[0].limits, (std::vector<Limit>{limit(LimitKind::Packets, 5, kMinute)}));
+    ASSERT_EQ(c.rules.allow.size(), 1U);
+}
+
 TEST(Config, TooManyPoliciesPointAtTheFileStart)
 {
     // compileRuleset's own check: a message that names no policy.
@@ -633,6 +653,16 @@ const std::vector<InvalidCase> kInvalid = {
     {"TomlArrayHeaderBadFirstCharacter", "[sluice]\n[[[1]]]\n", "t.toml:2:3: ",
      "expected a table name after '['"},
     {"TomlArrayHeaderEquals", "[[=\n", "t.toml:1:3: ", "expected a table name after '['"},
+    // Non-ASCII outside strings and comments: never TOML, and toml++ 3.3's
+    // whitespace table is undefined behaviour on it (config_fuzz found it).
+    {"NonAsciiInBareKey", "p\u00a9 = 1\n", "t.toml:1:2: ", "unexpected character '\u00a9'"},
+    {"NonAsciiAfterValue", "[sluice]\nmax_sources = 1 \u00d7\n", "t.toml:2:17: ",
+     "outside a string or comment"},
+    {"NonAsciiInTableName", "[\u0436]\n", "t.toml:1:2: ", "unexpected character '\u0436'"},
+    {"NonAsciiAfterStringsAndComments",
+     "# caf\u00e9\n[[policy]] # \u00e9\nname = \"\u00e9\\\"\" # \"\n"
+     "proto = '''\u00e9'''' \u00e9\n",
+     "t.toml:4:18: ", "unexpected character '\u00e9'"},
     {"TomlHeaderFuzzerCrash", std::string("[!\0\0\0metrics = \"x\"\n", 19), "t.toml:1:2: ",
      "expected a table name after '['"},
 };
