@@ -40,23 +40,42 @@ const std::vector<std::string_view> kPolicyKeys = {
     "key",    "ipv4_prefix", "ipv6_prefix", "action", "ban_after", "ban",
     "scope",  "redirect_to",
 };
-// A non-ASCII character outside strings and comments: its byte offset.
-// Such a character is never valid TOML, and toml++ 3.3's table of Unicode
-// whitespace reaches __builtin_unreachable() for most of U+00A1..U+0499 and
-// a few other ranges (undefined behaviour; found by tests/fuzz/config_fuzz),
-// so the config parser refuses it before toml++ sees it. Strings (basic,
-// literal, multi-line) and comments are skipped as TOML 1.0 defines them; a
-// UTF-8 byte order mark may open the text.
-std::optional<size_t> nonAsciiOutsideStrings(std::string_view text)
+// Where toml++ 3.3 would classify a non-ASCII character with its table of
+// Unicode whitespace, which reaches __builtin_unreachable() for most of
+// U+00A1..U+0499 and a few other ranges: undefined behaviour (upstream
+// marzer/tomlplusplus #190 and #295, fixed after 3.3; found here by
+// tests/fuzz/config_fuzz). It does so for every such character outside
+// strings and comments, which is never valid TOML anyway, and for one right
+// after a backslash (and the blanks and line breaks that follow it) in a
+// multi-line basic string. The config parser refuses both before toml++ sees
+// them. Strings (basic, literal, multi-line) and comments are skipped as
+// TOML 1.0 defines them; a UTF-8 byte order mark may open the text.
+struct UnreadableCharacter {
+    size_t offset;
+    bool afterBackslash;  // in a multi-line string, after a backslash
+};
+
+std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
 {
+    auto nonAscii = [](char c) { return static_cast<unsigned char>(c) >= 0x80; };
     size_t i = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
-    // Past the closing quotes of a multi-line string: its last run of 3 to
-    // 5 quotes (a run of more is an error toml++ reports).
+    std::optional<UnreadableCharacter> found;
+    // Past the closing quotes of a multi-line string: its first run of 3 to
+    // 5 quotes (a longer run is an error toml++ reports).
     auto closeMultiLine = [&](char quote) {
-        bool escapes = quote == '"';
         while (i < text.size()) {
-            if (escapes && text[i] == '\\') {
-                i += 2;
+            if (quote == '"' && text[i] == '\\') {
+                size_t j = i + 1;
+                while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r' ||
+                                           text[j] == '\n'))
+                    j++;
+                if (j < text.size() && nonAscii(text[j])) {
+                    found = UnreadableCharacter{j, true};
+                    return;
+                }
+                // An escaped character is skipped; after a line-ending
+                // backslash the text goes on where the blanks end.
+                i = j == i + 1 ? i + 2 : j;
             } else if (text.substr(i, 3) == std::string(3, quote)) {
                 while (i < text.size() && text[i] == quote)
                     i++;
@@ -74,10 +93,10 @@ std::optional<size_t> nonAsciiOutsideStrings(std::string_view text)
         if (i < text.size() && text[i] == quote)
             i++;
     };
-    while (i < text.size()) {
+    while (i < text.size() && !found) {
         char c = text[i];
-        if (static_cast<unsigned char>(c) >= 0x80)
-            return i;
+        if (nonAscii(c))
+            return UnreadableCharacter{i, false};
         if (c == '#') {
             while (i < text.size() && text[i] != '\n')
                 i++;
@@ -93,7 +112,7 @@ std::optional<size_t> nonAsciiOutsideStrings(std::string_view text)
             i++;
         }
     }
-    return std::nullopt;
+    return found;
 }
 
 bool before(const Pos& a, const Pos& b)
@@ -183,8 +202,8 @@ public:
 
     Config run()
     {
-        if (auto at = nonAsciiOutsideStrings(text_))
-            failNonAscii(*at);
+        if (auto at = unreadableCharacter(text_))
+            failUnreadable(*at);
         toml::table root;
         try {
             root = toml::parse(text_, std::string_view(name_));
@@ -229,8 +248,9 @@ private:
                    message);
     }
 
-    [[noreturn]] void failNonAscii(size_t offset) const
+    [[noreturn]] void failUnreadable(const UnreadableCharacter& c) const
     {
+        size_t offset = c.offset;
         size_t line = std::upper_bound(lineStarts_.begin(), lineStarts_.end(), offset) -
                       lineStarts_.begin();
         size_t start = lineStarts_[line - 1];
@@ -245,7 +265,12 @@ private:
         size_t end = offset + 1;
         while (end < text_.size() && (static_cast<unsigned char>(text_[end]) & 0xC0) == 0x80)
             end++;
-        fail(at, "unexpected character '" + std::string(text_.substr(offset, end - offset)) +
+        std::string character(text_.substr(offset, end - offset));
+        if (c.afterBackslash)
+            fail(at, "the TOML parser cannot read '" + character +
+                         "' right after a line-ending backslash in a multi-line string: end the "
+                         "line without the backslash, or put an ASCII character first");
+        fail(at, "unexpected character '" + character +
                      "' outside a string or comment (keys, numbers and other values are ASCII)");
     }
 

@@ -401,12 +401,16 @@ TEST(Config, NonAsciiInStringsAndCommentsIsRead)
                            "packets = \"\"\"\n5 per minute\"\"\" # \u00e9\n"
                            "[[allow]]\n"
                            "cidr = '192.0.2.1'\n"
-                           "comment = '''\u00e9\n'''''\n",
+                           "comment = '''\u00e9\n'''''\n"
+                           "[[deny]]\n"
+                           "cidr = '203.0.113.9'\n"
+                           "comment = \"\"\"x \\\n  y\u00a7 \\\"\u00e9\"\"\"\n",
                            "u.toml");
     ASSERT_EQ(c.rules.policies.size(), 1U);
     EXPECT_EQ(c.rules.policies[0].name, "\u00e9\"\u00e9");
     EXPECT_EQ(c.rules.policies[0].limits, (std::vector<Limit>{limit(LimitKind::Packets, 5, kMinute)}));
-    ASSERT_EQ(c.rules.allow.size(), 1U);
+    EXPECT_EQ(c.rules.allow.size(), 1U);
+    EXPECT_EQ(c.rules.deny.size(), 1U);
 }
 
 TEST(Config, TooManyPoliciesPointAtTheFileStart)
@@ -663,6 +667,11 @@ const std::vector<InvalidCase> kInvalid = {
      "# caf\u00e9\n[[policy]] # \u00e9\nname = \"\u00e9\\\"\" # \"\n"
      "proto = '''\u00e9'''' \u00e9\n",
      "t.toml:4:18: ", "unexpected character '\u00e9'"},
+    // ... and after a backslash in a multi-line string (toml++ issue 190).
+    {"NonAsciiAfterLineEndingBackslash", "[[allow]]\ncidr = \"10.0.0.1\"\ncomment = \"\"\"a \\\n  \u00a7\"\"\"\n",
+     "t.toml:4:3: ", "right after a line-ending backslash"},
+    {"NonAsciiEscapedInMultiLineKey", "\"\"\"[D\\\ufefb\"\n", "t.toml:1:7: ",
+     "right after a line-ending backslash"},
     {"TomlHeaderFuzzerCrash", std::string("[!\0\0\0metrics = \"x\"\n", 19), "t.toml:1:2: ",
      "expected a table name after '['"},
 };
