@@ -93,6 +93,14 @@ std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
         if (i < text.size() && text[i] == quote)
             i++;
     };
+    // The last two characters outside strings, blanks and comments. A quote
+    // opens a string only where a key or value may start (toml++ reads on
+    // through '-"é"' or '1"é"' as one value and classifies what it meets).
+    char prev = '\n', prevOfPrev = '\n';
+    auto opensString = [&] {
+        return prev == '\n' || prev == '=' || prev == '[' || prev == '{' || prev == ',' ||
+               (prev == '.' && !std::isdigit(static_cast<unsigned char>(prevOfPrev)));
+    };
     while (i < text.size() && !found) {
         char c = text[i];
         if (nonAscii(c))
@@ -100,7 +108,9 @@ std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
         if (c == '#') {
             while (i < text.size() && text[i] != '\n')
                 i++;
-        } else if (c == '"' || c == '\'') {
+            continue;
+        }
+        if ((c == '"' || c == '\'') && opensString()) {
             if (text.substr(i, 3) == std::string(3, c)) {
                 i += 3;
                 closeMultiLine(c);
@@ -110,6 +120,10 @@ std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
             }
         } else {
             i++;
+        }
+        if (c != ' ' && c != '\t' && c != '\r') {
+            prevOfPrev = prev;
+            prev = c;
         }
     }
     return found;

@@ -672,6 +672,8 @@ const std::vector<InvalidCase> kInvalid = {
      "t.toml:4:3: ", "right after a line-ending backslash"},
     {"NonAsciiEscapedInMultiLineKey", "\"\"\"[D\\\ufefb\"\n", "t.toml:1:7: ",
      "right after a line-ending backslash"},
+    {"NonAsciiInStringInsideValue", "[sluice]\nmetrics = -\"h\u00c3\"\n", "t.toml:2:14: ",
+     "outside a string or comment"},
     {"TomlHeaderFuzzerCrash", std::string("[!\0\0\0metrics = \"x\"\n", 19), "t.toml:1:2: ",
      "expected a table name after '['"},
 };
