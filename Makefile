@@ -127,7 +127,7 @@ $(SAN_LIB_OBJS): $(SAN_BUILD)/obj/%.o: %.cpp $(BUILD)/sluice.skel.h $(BUILD)/res
 	@mkdir -p $(@D)
 	$(SAN_CXX) $(SAN_CXXFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(SAN_BUILD)/obj/tests/%.o: tests/%.cpp
+$(SAN_BUILD)/obj/tests/%.o: tests/%.cpp $(BUILD)/sluice.skel.h
 	@mkdir -p $(@D)
 	$(SAN_CXX) $(SAN_CXXFLAGS) -c $< -o $@
 
@@ -145,14 +145,16 @@ $(SAN_BUILD)/fuzz/%: $(SAN_BUILD)/obj/tests/fuzz/%.o $(SAN_BUILD)/libsluice.a
 $(FUZZERS:%=$(SAN_BUILD)/obj/tests/fuzz/%.o): SAN_CXXFLAGS += -fsanitize=fuzzer
 
 # The unit tests under ASan+UBSan, with tests/run.sh's summary line.
-test-sanitize: $(SAN_BUILD)/tests/unit_tests
-	tests/run.sh $<
+test-sanitize: deps
+	$(MAKE) $(SAN_BUILD)/tests/unit_tests
+	tests/run.sh $(SAN_BUILD)/tests/unit_tests
 
 fuzz: $(FUZZERS:%=$(SAN_BUILD)/fuzz/%)
 
 # Each fuzzer for FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/);
 # one line per fuzzer; fails on a crash, leak or broken invariant.
-fuzz-run: fuzz
+fuzz-run: deps
+	$(MAKE) fuzz
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS:%=$(SAN_BUILD)/fuzz/%)
 
 # ---- sluice-flood and the benchmarks (tools/flood, tests/bench) ----
