@@ -282,8 +282,9 @@ private:
         std::string character(text_.substr(offset, end - offset));
         if (c.afterBackslash)
             fail(at, "the TOML parser cannot read '" + character +
-                         "' right after a line-ending backslash in a multi-line string: end the "
-                         "line without the backslash, or put an ASCII character first");
+                         "' right after a backslash (and the blanks after it) in a multi-line "
+                         "string: end the line without the backslash, or put an ASCII character "
+                         "first");
         fail(at, "unexpected character '" + character +
                      "' outside a string or comment (keys, numbers and other values are ASCII)");
     }

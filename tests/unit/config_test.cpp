@@ -669,9 +669,9 @@ const std::vector<InvalidCase> kInvalid = {
      "t.toml:4:18: ", "unexpected character '\u00e9'"},
     // ... and after a backslash in a multi-line string (toml++ issue 190).
     {"NonAsciiAfterLineEndingBackslash", "[[allow]]\ncidr = \"10.0.0.1\"\ncomment = \"\"\"a \\\n  \u00a7\"\"\"\n",
-     "t.toml:4:3: ", "right after a line-ending backslash"},
+     "t.toml:4:3: ", "right after a backslash"},
     {"NonAsciiEscapedInMultiLineKey", "\"\"\"[D\\\ufefb\"\n", "t.toml:1:7: ",
-     "right after a line-ending backslash"},
+     "right after a backslash"},
     {"NonAsciiInStringInsideValue", "[sluice]\nmetrics = -\"h\u00c3\"\n", "t.toml:2:14: ",
      "outside a string or comment"},
     {"TomlHeaderFuzzerCrash", std::string("[!\0\0\0metrics = \"x\"\n", 19), "t.toml:1:2: ",
