@@ -93,13 +93,17 @@ std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
         if (i < text.size() && text[i] == quote)
             i++;
     };
-    // The last two characters outside strings, blanks and comments. A quote
-    // opens a string only where a key or value may start (toml++ reads on
-    // through '-"é"' or '1"é"' as one value and classifies what it meets).
-    char prev = '\n', prevOfPrev = '\n';
+    // A quote opens a string only where a key or a value starts: toml++
+    // reads '-"é"', '1"é"' or '0x4==="é"' on as one value and classifies
+    // what it meets. So the scan follows keys (`keyMode`), the '=' after
+    // them, and the arrays and inline tables of values (`nesting`).
+    bool keyMode = true;
+    std::vector<char> nesting;
+    char prev = '\n';
+    bool prevIsSeparator = false;
     auto opensString = [&] {
-        return prev == '\n' || prev == '=' || prev == '[' || prev == '{' || prev == ',' ||
-               (prev == '.' && !std::isdigit(static_cast<unsigned char>(prevOfPrev)));
+        return prev == '\n' || prev == '[' || prev == '{' || prev == ',' ||
+               (prev == '.' && keyMode) || (prev == '=' && prevIsSeparator);
     };
     while (i < text.size() && !found) {
         char c = text[i];
@@ -121,10 +125,28 @@ std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
         } else {
             i++;
         }
-        if (c != ' ' && c != '\t' && c != '\r') {
-            prevOfPrev = prev;
-            prev = c;
+        if (c == ' ' || c == '\t' || c == '\r')
+            continue;
+        bool separator = false;
+        if (c == '\n' && nesting.empty()) {
+            keyMode = true;
+        } else if (c == '=' && keyMode) {
+            keyMode = false;
+            separator = true;
+        } else if (c == '[' && !keyMode) {
+            nesting.push_back('[');
+        } else if (c == '{' && !keyMode) {
+            nesting.push_back('{');
+            keyMode = true;
+        } else if ((c == ']' || c == '}') && !nesting.empty() &&
+                   nesting.back() == (c == ']' ? '[' : '{')) {
+            nesting.pop_back();
+            keyMode = false;
+        } else if (c == ',' && !nesting.empty() && nesting.back() == '{') {
+            keyMode = true;
         }
+        prev = c;
+        prevIsSeparator = separator;
     }
     return found;
 }

@@ -674,6 +674,8 @@ const std::vector<InvalidCase> kInvalid = {
      "right after a backslash"},
     {"NonAsciiInStringInsideValue", "[sluice]\nmetrics = -\"h\u00c3\"\n", "t.toml:2:14: ",
      "outside a string or comment"},
+    {"NonAsciiInStringAfterSecondEquals", "[sluice]\nmax_sources = 0x4_==\"h\u00a9\"\n", "t.toml:2:23: ",
+     "outside a string or comment"},
     {"TomlHeaderFuzzerCrash", std::string("[!\0\0\0metrics = \"x\"\n", 19), "t.toml:1:2: ",
      "expected a table name after '['"},
 };
