@@ -101,9 +101,61 @@ install: $(BUILD)/sluice
 	install -D -m 0755 $(BUILD)/sluice /usr/local/sbin/sluice
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- sanitizers and fuzzers (README, "Build and test") ----
+# One clang build in $(SAN_BUILD)/ with AddressSanitizer and
+# UndefinedBehaviorSanitizer, every error fatal: the unit tests
+# (`make test-sanitize`) and the libFuzzer harnesses of tests/fuzz/ (`make
+# fuzz`, `make fuzz-run`) share its libsluice.a, which also carries
+# libFuzzer's coverage hooks (fuzzer-no-link; inert outside a fuzzer).
+SAN_BUILD    ?= build-san
+SAN_CXX      ?= clang++
+SAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -MMD -MP $(SAN_FLAGS) \
+                -I$(BUILD) -Ibpf -Iuserspace $(HTTPLIB_CFLAGS)
+SAN_LIB_OBJS := $(LIB_SRCS:%.cpp=$(SAN_BUILD)/obj/%.o)
+FUZZERS      := rate_fuzz config_fuzz
+FUZZ_SECONDS ?= 60
+
+-include $(shell find $(SAN_BUILD)/obj -name '*.d' 2>/dev/null)
+
+.PHONY: test-sanitize fuzz fuzz-run
+$(SAN_LIB_OBJS): $(SAN_BUILD)/obj/%.o: %.cpp $(BUILD)/sluice.skel.h $(BUILD)/responder.skel.h
+	@mkdir -p $(@D)
+	$(SAN_CXX) $(SAN_CXXFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(SAN_BUILD)/obj/tests/%.o: tests/%.cpp $(BUILD)/sluice.skel.h
+	@mkdir -p $(@D)
+	$(SAN_CXX) $(SAN_CXXFLAGS) -c $< -o $@
+
+$(SAN_BUILD)/libsluice.a: $(SAN_LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(SAN_BUILD)/tests/unit_tests: $(UNIT_SRCS:%.cpp=$(SAN_BUILD)/obj/%.o) $(SAN_BUILD)/libsluice.a
+	@mkdir -p $(@D)
+	$(SAN_CXX) $(SAN_FLAGS) $^ -o $@ $(GTEST_LIBS) -lgtest_main $(LIBS)
+
+$(SAN_BUILD)/fuzz/%: $(SAN_BUILD)/obj/tests/fuzz/%.o $(SAN_BUILD)/libsluice.a
+	@mkdir -p $(@D)
+	$(SAN_CXX) $(SAN_FLAGS) -fsanitize=fuzzer $^ -o $@ $(LIBS)
+
+$(FUZZERS:%=$(SAN_BUILD)/obj/tests/fuzz/%.o): SAN_CXXFLAGS += -fsanitize=fuzzer
+
+# The unit tests under ASan+UBSan, with tests/run.sh's summary line.
+test-sanitize: deps
+	$(MAKE) $(SAN_BUILD)/tests/unit_tests
+	tests/run.sh $(SAN_BUILD)/tests/unit_tests
+
+fuzz: $(FUZZERS:%=$(SAN_BUILD)/fuzz/%)
+
+# Each fuzzer for FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/);
+# one line per fuzzer; fails on a crash, leak or broken invariant.
+fuzz-run: deps
+	$(MAKE) fuzz
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS:%=$(SAN_BUILD)/fuzz/%)
 
 # ---- sluice-flood and the benchmarks (tools/flood, tests/bench) ----
 # sluice-flood: a live-frames traffic generator (BPF_PROG_TEST_RUN + XDP_TX).

@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
     # build
     clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev pkg-config make g++
+    # clang's sanitizer and libFuzzer runtimes (make test-sanitize, make fuzz)
+    libclang-rt-14-dev
     # libraries
     libcli11-dev libtomlplusplus-dev libcpp-httplib-dev libhiredis-dev
     libgtest-dev libbenchmark-dev nlohmann-json3-dev

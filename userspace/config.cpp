@@ -16,10 +16,10 @@
 #include <set>
 #include <string_view>
 #include <utility>
-#include <toml++/toml.h>
 
 #include "error.h"
 #include "rate.h"
+#include "toml_checked.h"
 
 namespace sluice {
 namespace {
@@ -40,6 +40,117 @@ const std::vector<std::string_view> kPolicyKeys = {
     "key",    "ipv4_prefix", "ipv6_prefix", "action", "ban_after", "ban",
     "scope",  "redirect_to",
 };
+// Where toml++ 3.3 would classify a non-ASCII character with its table of
+// Unicode whitespace, which reaches __builtin_unreachable() for most of
+// U+00A1..U+0499 and a few other ranges: undefined behaviour (upstream
+// marzer/tomlplusplus #190 and #295, fixed after 3.3; found here by
+// tests/fuzz/config_fuzz). It does so for every such character outside
+// strings and comments, which is never valid TOML anyway, and for one right
+// after a backslash (and the blanks and line breaks that follow it) in a
+// multi-line basic string. The config parser refuses both before toml++ sees
+// them. Strings (basic, literal, multi-line) and comments are skipped as
+// TOML 1.0 defines them; a UTF-8 byte order mark may open the text.
+struct UnreadableCharacter {
+    size_t offset;
+    bool afterBackslash;  // in a multi-line string, after a backslash
+};
+
+std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
+{
+    auto nonAscii = [](char c) { return static_cast<unsigned char>(c) >= 0x80; };
+    size_t i = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
+    std::optional<UnreadableCharacter> found;
+    // Past the closing quotes of a multi-line string: its first run of 3 to
+    // 5 quotes (a longer run is an error toml++ reports).
+    auto closeMultiLine = [&](char quote) {
+        while (i < text.size()) {
+            if (quote == '"' && text[i] == '\\') {
+                size_t j = i + 1;
+                while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r' ||
+                                           text[j] == '\n'))
+                    j++;
+                if (j < text.size() && nonAscii(text[j])) {
+                    found = UnreadableCharacter{j, true};
+                    return;
+                }
+                // An escaped character is skipped; after a line-ending
+                // backslash the text goes on where the blanks end.
+                i = j == i + 1 ? i + 2 : j;
+            } else if (text.substr(i, 3) == std::string(3, quote)) {
+                while (i < text.size() && text[i] == quote)
+                    i++;
+                return;
+            } else {
+                i++;
+            }
+        }
+    };
+    // Past a one-line string: its closing quote or the end of the line.
+    auto closeOneLine = [&](char quote) {
+        bool escapes = quote == '"';
+        while (i < text.size() && text[i] != quote && text[i] != '\n')
+            i += escapes && text[i] == '\\' && i + 1 < text.size() && text[i + 1] != '\n' ? 2 : 1;
+        if (i < text.size() && text[i] == quote)
+            i++;
+    };
+    // A quote opens a string only where a key or a value starts: toml++
+    // reads '-"é"', '1"é"' or '0x4==="é"' on as one value and classifies
+    // what it meets. So the scan follows keys (`keyMode`), the '=' after
+    // them, and the arrays and inline tables of values (`nesting`).
+    bool keyMode = true;
+    std::vector<char> nesting;
+    char prev = '\n';
+    bool prevIsSeparator = false;
+    auto opensString = [&] {
+        return prev == '\n' || prev == '[' || prev == '{' || prev == ',' ||
+               (prev == '.' && keyMode) || (prev == '=' && prevIsSeparator);
+    };
+    while (i < text.size() && !found) {
+        char c = text[i];
+        if (nonAscii(c))
+            return UnreadableCharacter{i, false};
+        if (c == '#') {
+            while (i < text.size() && text[i] != '\n')
+                i++;
+            continue;
+        }
+        if ((c == '"' || c == '\'') && opensString()) {
+            if (text.substr(i, 3) == std::string(3, c)) {
+                i += 3;
+                closeMultiLine(c);
+            } else {
+                i++;
+                closeOneLine(c);
+            }
+        } else {
+            i++;
+        }
+        if (c == ' ' || c == '\t' || c == '\r')
+            continue;
+        bool separator = false;
+        if (c == '\n' && nesting.empty()) {
+            keyMode = true;
+        } else if (c == '=' && keyMode) {
+            keyMode = false;
+            separator = true;
+        } else if (c == '[' && !keyMode) {
+            nesting.push_back('[');
+        } else if (c == '{' && !keyMode) {
+            nesting.push_back('{');
+            keyMode = true;
+        } else if ((c == ']' || c == '}') && !nesting.empty() &&
+                   nesting.back() == (c == ']' ? '[' : '{')) {
+            nesting.pop_back();
+            keyMode = false;
+        } else if (c == ',' && !nesting.empty() && nesting.back() == '{') {
+            keyMode = true;
+        }
+        prev = c;
+        prevIsSeparator = separator;
+    }
+    return found;
+}
+
 bool before(const Pos& a, const Pos& b)
 {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
@@ -127,11 +238,15 @@ public:
 
     Config run()
     {
+        if (auto at = unreadableCharacter(text_))
+            failUnreadable(*at);
         toml::table root;
         try {
             root = toml::parse(text_, std::string_view(name_));
         } catch (const toml::parse_error& e) {
             fail(e.source().begin, std::string(e.description()));
+        } catch (const TomlCheckFailed& e) {
+            failMalformed(e.what());
         }
 
         Config config;
@@ -167,6 +282,72 @@ private:
     {
         throwUsage(name_ + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": " +
                    message);
+    }
+
+    [[noreturn]] void failUnreadable(const UnreadableCharacter& c) const
+    {
+        size_t offset = c.offset;
+        size_t line = std::upper_bound(lineStarts_.begin(), lineStarts_.end(), offset) -
+                      lineStarts_.begin();
+        size_t start = lineStarts_[line - 1];
+        if (line == 1 && text_.substr(0, 3) == "\xEF\xBB\xBF")
+            start = 3;  // toml++ does not count the byte order mark
+        Pos at;
+        at.line = static_cast<toml::source_index>(line);
+        // toml++ counts columns in code points: so do these messages.
+        at.column = 1;
+        for (size_t i = start; i < offset; i++)
+            at.column += (static_cast<unsigned char>(text_[i]) & 0xC0) != 0x80;
+        size_t end = offset + 1;
+        while (end < text_.size() && (static_cast<unsigned char>(text_[end]) & 0xC0) == 0x80)
+            end++;
+        std::string character(text_.substr(offset, end - offset));
+        if (c.afterBackslash)
+            fail(at, "the TOML parser cannot read '" + character +
+                         "' right after a backslash (and the blanks after it) in a multi-line "
+                         "string: end the line without the backslash, or put an ASCII character "
+                         "first");
+        fail(at, "unexpected character '" + character +
+                     "' outside a string or comment (keys, numbers and other values are ASCII)");
+    }
+
+    // toml++ stopped at one of its internal checks (toml_checked.h). The one
+    // known to trip is a table header whose name starts with a character no
+    // key starts with: point at the first such header. A '[' at the start of
+    // a line inside a multi-line string or array could be taken for it; the
+    // file is refused either way, only the position would be off.
+    [[noreturn]] void failMalformed(const std::string& check) const
+    {
+        auto keyStart = [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '"' ||
+                   c == '\'' || c == ']';
+        };
+        for (size_t line = 0; line < lineStarts_.size(); line++) {
+            size_t i = lineStarts_[line];
+            auto skipBlanks = [&] {
+                while (i < text_.size() && (text_[i] == ' ' || text_[i] == '\t'))
+                    i++;
+            };
+            skipBlanks();
+            if (i >= text_.size() || text_[i] != '[')
+                continue;
+            i++;
+            skipBlanks();
+            if (i < text_.size() && text_[i] == '[') {
+                i++;
+                skipBlanks();
+            }
+            if (i >= text_.size() || !keyStart(text_[i])) {
+                Pos at;
+                at.line = static_cast<toml::source_index>(line + 1);
+                at.column = static_cast<toml::source_index>(i - lineStarts_[line] + 1);
+                fail(at, "expected a table name after '[' (letters, digits, '_', '-' or a quoted name)");
+            }
+        }
+        Pos start;
+        start.line = 1;
+        start.column = 1;
+        fail(start, "not valid TOML (the TOML parser stopped at its check '" + check + "')");
     }
 
     static std::vector<std::pair<const toml::key*, const toml::node*>> inSourceOrder(

@@ -389,6 +389,30 @@ TEST(Config, UnreadableFileIsAUsageError)
     EXPECT_NE(msg.find("directory"), std::string::npos) << msg;
 }
 
+// Non-ASCII text in strings, quoted keys and comments is TOML; only outside
+// them is it refused (NonAscii* rows below).
+TEST(Config, NonAsciiInStringsAndCommentsIsRead)
+{
+    Config c = parseConfig("\xEF\xBB\xBF# caf\u00e9 \"\n"
+                           "[[policy]] # \u00e9 '\n"
+                           "name = \"\u00e9\\\"\u00e9\"\n"
+                           "proto = \"tcp\"\n"
+                           "ports = [80]\n"
+                           "packets = \"\"\"\n5 per minute\"\"\" # \u00e9\n"
+                           "[[allow]]\n"
+                           "cidr = '192.0.2.1'\n"
+                           "comment = '''\u00e9\n'''''\n"
+                           "[[deny]]\n"
+                           "cidr = '203.0.113.9'\n"
+                           "comment = \"\"\"x \\\n  y\u00a7 \\\"\u00e9\"\"\"\n",
+                           "u.toml");
+    ASSERT_EQ(c.rules.policies.size(), 1U);
+    EXPECT_EQ(c.rules.policies[0].name, "\u00e9\"\u00e9");
+    EXPECT_EQ(c.rules.policies[0].limits, (std::vector<Limit>{limit(LimitKind::Packets, 5, kMinute)}));
+    EXPECT_EQ(c.rules.allow.size(), 1U);
+    EXPECT_EQ(c.rules.deny.size(), 1U);
+}
+
 TEST(Config, TooManyPoliciesPointAtTheFileStart)
 {
     // compileRuleset's own check: a message that names no policy.
@@ -625,6 +649,35 @@ const std::vector<InvalidCase> kInvalid = {
     {"TomlMissingValue", "[sluice]\nmax_sources = \n", "t.toml:2:", "Error while parsing"},
     {"TomlRedefinedKey", "[sluice]\nmax_sources = 1\nmax_sources = 2\n", "t.toml:3:",
      "cannot redefine existing integer 'max_sources'"},
+    // toml++ 3.3 aborted (assert) on table names that start with a character
+    // no key starts with; found by tests/fuzz/config_fuzz (toml_checked.h).
+    {"TomlHeaderBadFirstCharacter", "[&\n", "t.toml:1:2: ", "expected a table name after '['"},
+    {"TomlHeaderBadCharacterAfterBlanks", "[sluice]\n  [ =]\n", "t.toml:2:5: ",
+     "expected a table name after '['"},
+    {"TomlArrayHeaderBadFirstCharacter", "[sluice]\n[[[1]]]\n", "t.toml:2:3: ",
+     "expected a table name after '['"},
+    {"TomlArrayHeaderEquals", "[[=\n", "t.toml:1:3: ", "expected a table name after '['"},
+    // Non-ASCII outside strings and comments: never TOML, and toml++ 3.3's
+    // whitespace table is undefined behaviour on it (config_fuzz found it).
+    {"NonAsciiInBareKey", "p\u00a9 = 1\n", "t.toml:1:2: ", "unexpected character '\u00a9'"},
+    {"NonAsciiAfterValue", "[sluice]\nmax_sources = 1 \u00d7\n", "t.toml:2:17: ",
+     "outside a string or comment"},
+    {"NonAsciiInTableName", "[\u0436]\n", "t.toml:1:2: ", "unexpected character '\u0436'"},
+    {"NonAsciiAfterStringsAndComments",
+     "# caf\u00e9\n[[policy]] # \u00e9\nname = \"\u00e9\\\"\" # \"\n"
+     "proto = '''\u00e9'''' \u00e9\n",
+     "t.toml:4:18: ", "unexpected character '\u00e9'"},
+    // ... and after a backslash in a multi-line string (toml++ issue 190).
+    {"NonAsciiAfterLineEndingBackslash", "[[allow]]\ncidr = \"10.0.0.1\"\ncomment = \"\"\"a \\\n  \u00a7\"\"\"\n",
+     "t.toml:4:3: ", "right after a backslash"},
+    {"NonAsciiEscapedInMultiLineKey", "\"\"\"[D\\\ufefb\"\n", "t.toml:1:7: ",
+     "right after a backslash"},
+    {"NonAsciiInStringInsideValue", "[sluice]\nmetrics = -\"h\u00c3\"\n", "t.toml:2:14: ",
+     "outside a string or comment"},
+    {"NonAsciiInStringAfterSecondEquals", "[sluice]\nmax_sources = 0x4_==\"h\u00a9\"\n", "t.toml:2:23: ",
+     "outside a string or comment"},
+    {"TomlHeaderFuzzerCrash", std::string("[!\0\0\0metrics = \"x\"\n", 19), "t.toml:1:2: ",
+     "expected a table name after '['"},
 };
 
 class ConfigInvalid : public testing::TestWithParam<InvalidCase> {};
