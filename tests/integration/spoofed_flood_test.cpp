@@ -42,6 +42,12 @@ namespace {
 
 constexpr uint16_t kPort = 9000;       // legitimate and over-limit senders, counted
 constexpr uint16_t kFloodPort = 9001;  // the flood: the same policy, nothing listens
+// A tight limit, for a source that is over it while sending far more slowly
+// than the flood cycles the probation table.
+constexpr uint16_t kTightPort = 9002;
+constexpr int kTightRatePps = 5;
+constexpr int kTightBurst = 5;
+constexpr int kTightSenderPps = 50;
 constexpr uint32_t kMaxSources = 4096;
 constexpr int kRatePps = 100;
 constexpr int kBurst = 100;
@@ -180,6 +186,10 @@ uint64_t txDropped(const Netns& ns, const std::string& iface) {
 struct Sender {
     std::string src;
     int pps = 0;
+    uint16_t port = kPort;
+    int ratePps = kRatePps, burst = kBurst;
+    // False for the known gap below: measured and printed, not checked.
+    bool checked = true;
     int sent = 0;
     int received = 0;
     int64_t firstNs = 0, lastNs = 0;
@@ -191,7 +201,7 @@ protected:
         floodBin_ = buildDir() + "/sluice-flood";
         if (::access(sluiceBinary().c_str(), X_OK) != 0 || ::access(floodBin_.c_str(), X_OK) != 0)
             GTEST_SKIP() << "build/sluice or build/sluice-flood is not built (make all)";
-        link_ = &bed_.addClient(5, 5);
+        link_ = &bed_.addClient(6, 6);
         if (!noQueue())
             link_->client->run([&] {
                 mustRun({"tc", "qdisc", "replace", "dev", link_->clientIf, "root", "pfifo", "limit", "100000"});
@@ -240,12 +250,15 @@ protected:
 };
 
 TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
-    char policy[512];
+    char policy[1024];
     std::snprintf(policy, sizeof policy,
                   "[sluice]\ninterfaces = [\"%s\"]\nmax_sources = %u\n\n[[policy]]\nname = \"%s\"\n"
                   "proto = \"udp\"\nports = [%u, %u]\npackets = \"%d/second burst %d\"\n"
-                  "ipv4_prefix = 32\nipv6_prefix = 128\naction = \"drop\"\n",
-                  link_->receiverIf.c_str(), kMaxSources, kPolicy, kPort, kFloodPort, kRatePps, kBurst);
+                  "ipv4_prefix = 32\nipv6_prefix = 128\naction = \"drop\"\n\n[[policy]]\nname = \"tight\"\n"
+                  "proto = \"udp\"\nports = [%u]\npackets = \"%d/second burst %d\"\nipv4_prefix = 32\n"
+                  "ipv6_prefix = 128\naction = \"drop\"\n",
+                  link_->receiverIf.c_str(), kMaxSources, kPolicy, kPort, kFloodPort, kRatePps, kBurst,
+                  kTightPort, kTightRatePps, kTightBurst);
     run_->writeConfig(policy);
     ASSERT_TRUE(run_->start());
 
@@ -267,6 +280,8 @@ TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
     // 2. The flood, and the senders during it.
     const uint64_t droppedBefore = txDropped(*link_->client, link_->clientIf);
     UdpCounter count4(bed_.receiver(), link_->receiver4, kPort), count6(bed_.receiver(), link_->receiver6, kPort);
+    UdpCounter tight4(bed_.receiver(), link_->receiver4, kTightPort),
+        tight6(bed_.receiver(), link_->receiver6, kTightPort);
     const int seconds = floodSeconds();
     auto gen = flood({"--dst", link_->receiver6, "--src-prefix", kFloodPrefix, "--sources", "random", "--count",
                       "2000000000", "--duration", std::to_string(seconds) + "s", "--rate", std::to_string(floodRate())},
@@ -283,6 +298,14 @@ TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
     senders.push_back({link_->client6[3], kOverPps});
     senders.push_back({link_->client4[4], kSlowOverPps});
     senders.push_back({link_->client6[4], kSlowOverPps});
+    // Known gap (README "Spoofed sources"): a source whose packets are
+    // further apart than the flood takes to cycle the probation table (here
+    // 20 ms against ~4 ms) loses its probation state between them until one
+    // pair of packets happens to be close enough to promote it; each loss is
+    // a fresh bucket. Measured, not checked: it exceeded its bound by about
+    // one burst in the runs of BENCHMARKS.md.
+    senders.push_back({link_->client4[5], kTightSenderPps, kTightPort, kTightRatePps, kTightBurst, false});
+    senders.push_back({link_->client6[5], kTightSenderPps, kTightPort, kTightRatePps, kTightBurst, false});
     // The senders stop 1 s before the flood does.
     const int64_t sendNs = secondsNs(seconds - 1.5);
     std::vector<std::thread> threads;
@@ -290,7 +313,7 @@ TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
         threads.emplace_back([&, sp = &s] {
             sp->firstNs = monoNs();
             sp->sent = pacedSend(*link_->client, sp->src, isV6(sp->src) ? link_->receiver6 : link_->receiver4,
-                                 kPort, sp->pps, sendNs);
+                                 sp->port, sp->pps, sendNs);
             sp->lastNs = monoNs();
         });
     for (auto& t : threads)
@@ -302,11 +325,12 @@ TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
     const std::string genLog = readFile(run_->dir() + "/flood.log");
     ASSERT_EQ(*status, 0) << genLog;
     const uint64_t ringDrops = txDropped(*link_->client, link_->clientIf) - droppedBefore;
-    auto got4 = count4.finish(), got6 = count6.finish();
+    auto got4 = count4.finish(), got6 = count6.finish(), gotTight4 = tight4.finish(), gotTight6 = tight6.finish();
     const size_t after = occupancy().first;
     const bool check = !measureOnly();
     for (auto& s : senders)
-        s.received = isV6(s.src) ? got6[s.src] : got4[s.src];
+        s.received = s.port == kTightPort ? (isV6(s.src) ? gotTight6[s.src] : gotTight4[s.src])
+                                          : (isV6(s.src) ? got6[s.src] : got4[s.src]);
 
     const double frames = numberAfter(genLog, "sent "), genSeconds = numberAfter(genLog, "\nin ");
     double genPps = -1;
@@ -345,17 +369,19 @@ TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
     for (size_t i = firstOver; i < senders.size(); i++) {
         const Sender& s = senders[i];
         const double window = double(s.lastNs - s.firstNs) / 1e9 + kQueueSlackSeconds;
-        const double bound = kBurst + kRatePps * window;
-        const double expected = std::min(double(s.sent), kBurst + kRatePps * double(s.lastNs - s.firstNs) / 1e9);
-        if (check) {
+        const double bound = s.burst + s.ratePps * window;
+        const double expected =
+            std::min(double(s.sent), s.burst + s.ratePps * double(s.lastNs - s.firstNs) / 1e9);
+        if (check && s.checked) {
             EXPECT_LE(s.received, bound) << s.src << " sent " << s.sent << " at " << s.pps
                                          << "/s, over its limit: it got more than burst + rate x time";
             EXPECT_GE(s.received, expected * 0.8) << s.src << " got far less than its limit";
             EXPECT_GE(s.sent, int(sendNs / 1'000'000'000LL) * s.pps * 8 / 10) << s.src << " could not send";
         }
-        char line[256];
-        std::snprintf(line, sizeof line, "%s%s %d sent, %d received (bound %.0f)", report.empty() ? "" : "; ",
-                      s.src.c_str(), s.sent, s.received, bound);
+        char line[320];
+        std::snprintf(line, sizeof line, "%s%s at %d/s (limit %d/s burst %d%s): %d sent, %d received (bound %.0f)",
+                      report.empty() ? "" : "; ", s.src.c_str(), s.pps, s.ratePps, s.burst,
+                      s.checked ? "" : ", not checked", s.sent, s.received, bound);
         report += line;
     }
     // The table was full: the flood ran against a full sluice_sources.
@@ -366,13 +392,13 @@ TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
     std::printf("[spoofed-flood] %d s flood from %s (cap %s, senders' veth %s): %.0f frames, generator %.3f Mpps, %.3f Mpps handed to "
                 "the receiver\n"
                 "[spoofed-flood] legitimate (%d sources at %d/s, limit %d/s burst %d): %d of %d datagrams (%.2f%%)\n"
-                "[spoofed-flood] over the limit (%d/s, %d/s): %s\n"
+                "[spoofed-flood] over the limit: %s\n"
                 "[spoofed-flood] table: %zu of %u sources before the flood, %zu during it, %zu after it; probation "
                 "table of %u\n"
                 "[spoofed-flood] dropped at the receiver's full ring: %.0f of the flood's frames, %.0f of the senders' "
                 "datagrams\n",
                 seconds, kFloodPrefix, rate ? (std::to_string(rate) + "/s").c_str() : "none, top rate", noQueue() ? "noqueue" : "pfifo", frames, genPps / 1e6, handedPps / 1e6, int(firstOver), kLegitPps, kRatePps,
-                kBurst, legitGot, legitSent, legitSent ? 100.0 * legitGot / legitSent : 0.0, kOverPps, kSlowOverPps,
+                kBurst, legitGot, legitSent, legitSent ? 100.0 * legitGot / legitSent : 0.0,
                 report.c_str(), filled, kMaxSources, during, after, probationSize, xmitErrors, sendersDropped);
     std::printf("[spoofed-flood] generator: %s", genLog.c_str());
 }
