@@ -298,12 +298,13 @@ TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
     senders.push_back({link_->client6[3], kOverPps});
     senders.push_back({link_->client4[4], kSlowOverPps});
     senders.push_back({link_->client6[4], kSlowOverPps});
-    // Known gap (README "Spoofed sources"): a source whose packets are
-    // further apart than the flood takes to cycle the probation table (here
-    // 20 ms against ~4 ms) loses its probation state between them until one
-    // pair of packets happens to be close enough to promote it; each loss is
-    // a fresh bucket. Measured, not checked: it exceeded its bound by about
-    // one burst in the runs of BENCHMARKS.md.
+    // Known gap (README "Spoofed sources", BENCHMARKS.md "Spoofed-source
+    // flood"): a source whose packets are further apart than the flood takes
+    // to cycle the probation table (here 20 ms, against ~4 ms at the top
+    // rate and ~10 ms at 100k frames/s) loses its probation state between
+    // them, and each packet is charged to a fresh bucket, until two of its
+    // packets happen to come close enough to promote it. Measured, not
+    // checked: with the flood capped at 100k/s it got 2.6x its bound.
     senders.push_back({link_->client4[5], kTightSenderPps, kTightPort, kTightRatePps, kTightBurst, false});
     senders.push_back({link_->client6[5], kTightSenderPps, kTightPort, kTightRatePps, kTightBurst, false});
     // The senders stop 1 s before the flood does.
