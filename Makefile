@@ -167,7 +167,7 @@ FLOOD_SRCS := $(wildcard tools/flood/*.cpp)
 FLOOD_OBJS := $(FLOOD_SRCS:%.cpp=$(BUILD)/obj/%.o)
 FLOOD_LIB  := $(filter-out $(BUILD)/obj/tools/flood/main.o,$(FLOOD_OBJS))
 
-.PHONY: flood test-flood bench bench-quick bench-accuracy bench-responder bench-api
+.PHONY: flood test-flood bench bench-quick bench-accuracy bench-responder bench-api bench-spoofed
 flood: $(BUILD)/sluice-flood
 
 $(BUILD)/flood.bpf.o: bpf/flood.bpf.c
@@ -244,3 +244,8 @@ $(BUILD)/tests/api_bench: $(BUILD)/obj/tests/bench/api_bench.o $(BUILD)/obj/test
 
 bench-api: $(BUILD)/tests/api_bench $(BUILD)/sluice
 	$<
+
+# The admission step under a 16M-source spoofed flood at the generator's top
+# rate (tests/integration/spoofed_flood_test.cpp, run longer; root, ~75 s).
+bench-spoofed: $(BUILD)/tests/integration_tests $(BUILD)/sluice $(BUILD)/sluice-flood
+	tests/bench/spoofed.sh

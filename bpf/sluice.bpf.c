@@ -10,6 +10,7 @@
 #include "sluice_abi.h"
 #include "lib/parse.h"
 #include "lib/gcra.h"
+#include "lib/admit.h"
 #include "lib/respond.h"
 #include "lib/rst.h"
 
@@ -61,6 +62,23 @@ struct {
 	__type(value, struct sluice_source_state);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_probation SEC(".maps");
+
+/* Probation memory (lib/admit.h): a fingerprint and a state per slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_ADMIT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_admit_fp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_ADMIT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sluice_source_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_admit_mem SEC(".maps");
 
 /* Banned sources: key as in sluice_sources, value = banned-until ns. */
 struct {
@@ -202,7 +220,11 @@ static __always_inline void source_key(struct sluice_source_key *key,
  * own GCRA, so a source on probation is limited like any other. Its second
  * packet finds that entry and promotes it: the state is copied into
  * sluice_sources and the probation entry removed. Spoofed sources that send
- * one packet each only ever evict each other from probation.
+ * one packet each only ever evict each other from probation. A source whose
+ * probation entry they evicted is recognised by the probation memory
+ * (lib/admit.h) and promoted with the state it had, not a fresh bucket.
+ * *probation is set when the returned state is a probation entry: the caller
+ * then writes it to the memory after charging it (admit_remember).
  *
  * Races: two CPUs may create the same probation entry at once: NOEXIST lets
  * one win, and both charge its entry. A unit charged to the probation entry
@@ -212,33 +234,73 @@ static __always_inline void source_key(struct sluice_source_key *key,
  * CPUs promoting at once: NOEXIST again, both use the winner's copy.
  */
 static __always_inline struct sluice_source_state *
-admit_source(const struct sluice_source_key *key)
+admit_source(const struct sluice_source_key *key, int *probation)
 {
-	struct sluice_source_state zero = {}, *st, *promoted;
+	struct sluice_source_state init = {}, *st, *promoted, *mem;
+	__u32 slot, *fp;
 
 	st = bpf_map_lookup_elem(&sluice_probation, key);
-	if (!st) {
-		bpf_map_update_elem(&sluice_probation, key, &zero, BPF_NOEXIST);
-		return bpf_map_lookup_elem(&sluice_probation, key);
+	if (st) {
+		bpf_map_update_elem(&sluice_sources, key, st, BPF_NOEXIST);
+		promoted = bpf_map_lookup_elem(&sluice_sources, key);
+		if (!promoted) {	/* no room was made: stay on probation */
+			*probation = 1;
+			return st;
+		}
+		bpf_map_delete_elem(&sluice_probation, key);
+		return promoted;
 	}
-	bpf_map_update_elem(&sluice_sources, key, st, BPF_NOEXIST);
-	promoted = bpf_map_lookup_elem(&sluice_sources, key);
-	if (!promoted)	/* no room was made: stay on probation, state kept */
-		return st;
-	bpf_map_delete_elem(&sluice_probation, key);
-	return promoted;
+	slot = admit_slot(key);
+	fp = bpf_map_lookup_elem(&sluice_admit_fp, &slot);
+	mem = bpf_map_lookup_elem(&sluice_admit_mem, &slot);
+	if (fp && mem && *fp == admit_fingerprint(key)) {
+		/* Seen before, its probation entry evicted since: this is
+		 * its second packet at least. */
+		bpf_map_update_elem(&sluice_sources, key, mem, BPF_NOEXIST);
+		promoted = bpf_map_lookup_elem(&sluice_sources, key);
+		if (promoted)
+			return promoted;
+		init = *mem;
+	}
+	bpf_map_update_elem(&sluice_probation, key, &init, BPF_NOEXIST);
+	*probation = 1;
+	return bpf_map_lookup_elem(&sluice_probation, key);
+}
+
+/*
+ * Write a probation entry's state to the source's slot of the probation
+ * memory, after its charge. Race: the fingerprint and the state are two
+ * stores, not one: two CPUs writing one slot for two sources at the same
+ * instant may leave one source's fingerprint with the other's state, which
+ * that source would then resume from once (stricter or laxer by what the
+ * other was charged). Fail open on a missing slot: the source just has no
+ * memory, as before it existed.
+ */
+static __always_inline void admit_remember(const struct sluice_source_key *key,
+					   const struct sluice_source_state *st)
+{
+	struct sluice_source_state *mem;
+	__u32 slot = admit_slot(key), *fp;
+
+	fp = bpf_map_lookup_elem(&sluice_admit_fp, &slot);
+	mem = bpf_map_lookup_elem(&sluice_admit_mem, &slot);
+	if (!fp || !mem)
+		return;
+	*mem = *st;
+	*fp = admit_fingerprint(key);
 }
 
 /* A known source costs one lookup, as it did before admission existed. */
 static __always_inline struct sluice_source_state *
-source_state(const struct sluice_source_key *key)
+source_state(const struct sluice_source_key *key, int *probation)
 {
 	struct sluice_source_state *st;
 
+	*probation = 0;
 	st = bpf_map_lookup_elem(&sluice_sources, key);
 	if (st)
 		return st;
-	return admit_source(key);
+	return admit_source(key, probation);
 }
 
 /* Fleet scope: the sync wrote an over-until for this source. An expired
@@ -296,13 +358,14 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 	__u64 units[SLUICE_MAX_LIMITS], now;
 	struct sluice_source_state *st;
 	struct sluice_source_key key;
+	int probation, ok;
 
 	/* A non-SYN under connections limits only: nothing to charge, no
 	 * state to create. */
 	if (!gcra_packet_units(p, pkt->is_syn, len, units))
 		return 1;
 	source_key(&key, p, pkt);
-	st = source_state(&key);
+	st = source_state(&key, &probation);
 	*stp = st;
 	if (!st) {
 		/* The LRU could not give us an entry (-ENOMEM under extreme
@@ -310,18 +373,22 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		 * legitimate packet is worse than one unit over the limit. */
 		return 1;
 	}
-	if (p->scope != SLUICE_SCOPE_FLEET)
-		return gcra_charge_units(st, p, units, bpf_ktime_get_ns()) ==
-		       SLUICE_ADMIT;
 	now = bpf_ktime_get_ns();
-	/* Over the fleet limit: refused before the local buckets, which
-	 * keep their units for when the fleet admits the source again. */
-	if (fleet_over(&key, now))
-		return 0;
-	if (gcra_charge_units(st, p, units, now) != SLUICE_ADMIT)
-		return 0;
-	fleet_count(&key, units);
-	return 1;
+	if (p->scope != SLUICE_SCOPE_FLEET) {
+		ok = gcra_charge_units(st, p, units, now) == SLUICE_ADMIT;
+	} else if (fleet_over(&key, now)) {
+		/* Over the fleet limit: refused before the local buckets,
+		 * which keep their units for when the fleet admits the
+		 * source again. */
+		ok = 0;
+	} else {
+		ok = gcra_charge_units(st, p, units, now) == SLUICE_ADMIT;
+		if (ok)
+			fleet_count(&key, units);
+	}
+	if (probation)
+		admit_remember(&key, st);
+	return ok;
 }
 
 /* A source is banned under p until the ns stored in sluice_bans. An expired

@@ -31,6 +31,7 @@
 #include "sluice.skel.h"
 
 extern "C" {
+#include "lib/admit.h"
 #include "lib/gcra.h"
 }
 
@@ -47,6 +48,7 @@ const char* const kMapNames[] = {
     "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
     "sluice_bans",   "sluice_redirect", "sluice_respond_flows", "sluice_responder",
     "sluice_fleet_units", "sluice_fleet_over", "sluice_probation",
+    "sluice_admit_fp",    "sluice_admit_mem",
 };
 
 std::string pinDir(const std::string& iface)
@@ -898,6 +900,20 @@ std::optional<SourceState> Datapath::source(const std::string& policyName, const
     throwUsage("no policy named '" + policyName + "'");
 }
 
+namespace {
+
+// The probation memory's slot of `key` forgets it (lib/admit.h), unless the
+// slot now holds another source. fd: the sluice_admit_fp map.
+void forgetProbationMemory(int fd, const sluice_source_key& key)
+{
+    const uint32_t slot = admit_slot(&key), empty = 0;
+    uint32_t fp = 0;
+    if (bpf_map_lookup_elem(fd, &slot, &fp) == 0 && fp == admit_fingerprint(&key))
+        bpf_map_update_elem(fd, &slot, &empty, BPF_ANY);
+}
+
+}  // namespace
+
 size_t Datapath::resetSource(const Address& addr)
 {
     size_t removed = 0;
@@ -912,6 +928,7 @@ size_t Datapath::resetSource(const Address& addr)
             removed++;
         if (bpf_map_delete_elem(impl_->mapFd("sluice_probation"), &key) == 0)
             removed++;
+        forgetProbationMemory(impl_->mapFd("sluice_admit_fp"), key);
         if (bpf_map_delete_elem(impl_->mapFd("sluice_bans"), &key) == 0)
             removed++;
         // Fleet state is not counted: it goes with the bucket state.
@@ -942,6 +959,10 @@ size_t Datapath::resetAll()
             if (bpf_map_delete_elem(fd, &k) == 0 && counted)
                 removed++;
     }
+    // An empty fingerprint empties the slot: its state is never read again.
+    const uint32_t empty = 0;
+    for (uint32_t slot = 0; slot < SLUICE_ADMIT_SLOTS; slot++)
+        bpf_map_update_elem(impl_->mapFd("sluice_admit_fp"), &slot, &empty, BPF_ANY);
     return removed;
 }
 

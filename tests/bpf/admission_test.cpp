@@ -10,6 +10,7 @@
 
 #include "harness.h"
 
+
 namespace sluice::test {
 namespace {
 
@@ -97,6 +98,53 @@ TEST(Admission, ProbationIsChargedAndTheSecondPacketCarriesTheState)
     }
     dp.resetSource(Address::parse("10.8.1.1"));
     EXPECT_FALSE(dp.source("one", Address::parse("10.8.1.1")));
+}
+
+// A source whose packets are further apart than a flood takes to cycle the
+// probation table (here: the flood runs between its packets) finds its
+// probation entry gone. The probation memory recognises it: it is promoted
+// with the state it had, and a source over its limit stays refused instead
+// of being charged to a fresh bucket at every packet. `reset` forgets it.
+TEST(Admission, SourceEvictedFromProbationIsNotHandedAFreshBucket)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    Datapath dp = Datapath::loadUnattached(kMaxSources);
+    dp.install(Rules{{udpPolicy("one", {port(53)}, {pkts(1)})}}.make());
+    const Address slow = Address::parse("10.8.2.1");
+    const Frame f = Packet::v4("10.8.2.1", kServer4).udp(1, 53).build();
+    uint32_t action = 0;
+    ASSERT_EQ(testRun(dp.progFd(), f, &action), 0);
+    ASSERT_EQ(action, uint32_t(XDP_PASS)) << "its first packet, within the limit of 1";
+
+    // Twice the probation table in one-packet sources. None of these (seed
+    // 11) lands in the slow source's slot of the memory: one that did would
+    // overwrite it, which is the memory's limit (README "Spoofed sources").
+    std::mt19937 rng(11);
+    const uint32_t floodSources = 2 * sluice_probation_entries(kMaxSources);
+    for (uint32_t i = 0; i < floodSources; i++) {
+        const std::string a = floodAddress(rng);
+        const Frame ff = Packet::v4(a.c_str(), kServer4).udp(1, 53).build();
+        ASSERT_EQ(testRun(dp.progFd(), ff, &action), 0);
+    }
+    ASSERT_FALSE(dp.source("one", slow)) << "the flood did not evict the slow source from probation";
+
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(testRun(dp.progFd(), f, &action), 0);
+        EXPECT_EQ(action, uint32_t(XDP_DROP)) << "packet " << i + 2 << " was charged to a fresh bucket";
+    }
+    auto st = dp.source("one", slow);
+    ASSERT_TRUE(st) << "recognised, it was promoted into sluice_sources";
+    EXPECT_EQ(st->limits.at(0).remaining, 0u);
+
+    // `reset` forgets the memory too: a fresh bucket on purpose.
+    dp.resetSource(slow);
+    for (uint32_t i = 0; i < floodSources; i++) {
+        const Frame ff = Packet::v4(floodAddress(rng).c_str(), kServer4).udp(1, 53).build();
+        ASSERT_EQ(testRun(dp.progFd(), ff, &action), 0);
+    }
+    ASSERT_EQ(testRun(dp.progFd(), f, &action), 0);
+    EXPECT_EQ(action, uint32_t(XDP_PASS)) << "reset did not forget the source";
 }
 
 }  // namespace
