@@ -381,6 +381,39 @@ TEST_F(DaemonTest, KeepOnExitLeavesProtectionAndTheNextDaemonAdoptsIt) {
     EXPECT_FALSE(pathExists(pinDirOf(iface_)));
 }
 
+// Crash safety (issue 7, point 4): kill -9 gives the daemon no chance to
+// clean up, so protection must not depend on it. The program stays attached
+// through its pinned state, the over-limit source stays limited with no
+// daemon running, and the next daemon adopts the same buckets and counters.
+TEST_F(DaemonTest, SigkillLeavesProtectionAndTheNextDaemonAdoptsIt) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+    daemon_->signal(SIGKILL);
+    ASSERT_TRUE(daemon_->wait().has_value()) << "still running 5 s after SIGKILL";
+
+    EXPECT_TRUE(xdpAttached(receiver(), iface_));
+    EXPECT_TRUE(pathExists(pinDirOf(iface_) + "/sluice_config"));
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "still limiting after the daemon was killed";
+    {
+        Datapath dp = view();
+        EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_LIMITED), 10u) << "counters keep moving";
+    }
+
+    size_t from = mark();
+    ASSERT_TRUE(start());
+    EXPECT_TRUE(waitLog("sluice: adopted " + iface_ + " (", from)) << log();
+    EXPECT_EQ(log().find("sluice: attached", from), std::string::npos);
+    Datapath dp = view();
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "no fresh burst for A after the restart";
+    EXPECT_EQ(remainingOf(dp, "udp-ten", a_), 0u);
+    EXPECT_EQ(verdictPackets(dp, "udp-ten", SLUICE_VERDICT_LIMITED), 15u);
+
+    ASSERT_TRUE(stop(SIGTERM));
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_FALSE(pathExists(pinDirOf(iface_))) << "no pins leak after the clean exit";
+}
+
 TEST_F(DaemonTest, ABadConfigAtStartExits2AndAttachesNothing) {
     rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per fortnight"}}));
     DaemonProcess& d = launch();
