@@ -34,6 +34,11 @@
  * SLUICE_MIN_PROBATION. */
 #define SLUICE_PROBATION_DIVISOR	8
 #define SLUICE_MIN_PROBATION		1024
+/* Probation memory (bpf/lib/admit.h): maps sluice_admit_fp (__u32
+ * fingerprints, 0 = empty) and sluice_admit_mem (struct sluice_source_state)
+ * are arrays of this many slots, 2.8 MiB in all. A power of two: the slot is
+ * a hash masked by SLUICE_ADMIT_SLOTS - 1. */
+#define SLUICE_ADMIT_SLOTS		(1U << 16)
 /* Banned sources tracked at once (map sluice_bans, LRU: when it is full the
  * ban that was touched least recently is forgotten first). */
 #define SLUICE_MAX_BANS			65536

@@ -46,6 +46,8 @@ static_assert(sizeof(sluice_fleet_units) == 8 * SLUICE_MAX_LIMITS);
 static_assert(SLUICE_SCOPE_HOST == 0 && SLUICE_SCOPE_FLEET == 1);
 static_assert(SLUICE_MAX_FLEET_OVER <= SLUICE_MAX_FLEET_SOURCES);
 static_assert(SLUICE_PROBATION_DIVISOR == 8 && SLUICE_MIN_PROBATION == 1024);
+// admit_slot() masks by SLUICE_ADMIT_SLOTS - 1.
+static_assert((SLUICE_ADMIT_SLOTS & (SLUICE_ADMIT_SLOTS - 1)) == 0);
 
 static_assert(sizeof(sluice_lpm4_key) == 12);
 static_assert(offsetof(sluice_lpm4_key, addr) == 8);

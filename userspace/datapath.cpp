@@ -523,6 +523,10 @@ Datapath Datapath::open(const std::string& iface)
     for (const char* name : kMapNames) {
         std::string path = dir + "/" + name;
         int fd = bpf_obj_get(path.c_str());
+        if (fd == -ENOENT)
+            throwUsage("pinned map " + path + " is missing: " + dir +
+                       " was pinned by another sluice version; run `sluice detach " + iface +
+                       "` then `sluice attach " + iface + "` (buckets start afresh)");
         if (fd < 0)
             throwSys("cannot open pinned map " + path, fd);
         impl->pinnedMaps.emplace(name, UniqueFd(fd));

@@ -24,10 +24,6 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 
-/* Maps sluice_admit_fp (__u32 fingerprints, 0 = empty) and sluice_admit_mem
- * (struct sluice_source_state): arrays of this many slots, 2.8 MiB in all. */
-#define SLUICE_ADMIT_SLOTS	(1U << 16)
-
 #define SLUICE_ADMIT_SLOT_SEED	0x9e3779b9U
 #define SLUICE_ADMIT_FP_SEED	0x85ebca6bU
 
