@@ -471,13 +471,16 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
     return skel;
 }
 
-std::string loadFailure(const std::string& what, int err, const LogCapture& log)
+// `iface`: the interface whose pins the load reused, if any.
+std::string loadFailure(const std::string& what, int err, const LogCapture& log, const std::string& iface = "")
 {
     std::string msg = what + ": " + errnoText(err);
     if (err == -EPERM || err == -EACCES)
         msg += " (needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN: run as root)";
-    else if (log.contains("different") || log.contains("incompatible"))
-        msg += " (maps pinned by another sluice version: run `sluice detach IFACE` first)";
+    else if (log.contains("different") || log.contains("incompatible") || log.contains("reuse pinned map"))
+        msg += " (the maps pinned under " + pinDir(iface.empty() ? "IFACE" : iface) +
+               " do not match this sluice's, e.g. left by another version: `sluice detach " +
+               (iface.empty() ? "IFACE" : iface) + "` removes them, and its buckets)";
     return msg + "; last lines of the libbpf/verifier log:" + log.tail(kVerifierTailLines);
 }
 
@@ -539,7 +542,7 @@ Datapath Datapath::attach(const AttachOptions& options)
                                 "(`xdp-loader status " + options.iface + "`)");
         if (err == -EOPNOTSUPP && options.mode == XdpMode::Native)
             throwRuntime(what + ": the driver has no native XDP; use --mode generic");
-        throwRuntime(loadFailure(what, err, log));
+        throwRuntime(loadFailure(what, err, log, options.iface));
     }
 
     auto attached = queryAttached(ifindex);

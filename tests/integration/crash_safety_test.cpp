@@ -10,6 +10,7 @@
 // engineers' tests load sluice programs on this machine at the same time, so
 // a before/after count of every sluice_* object would not be ours alone.
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,6 +39,7 @@ using Json = nlohmann::json;
 namespace {
 
 constexpr uint16_t kPort = 7000;
+constexpr uint16_t kMetricsPort = 9464;
 constexpr const char* kPolicy = "udp-api";
 // "per day": what passes is counted, not timed.
 constexpr int kLimit = 20;
@@ -291,4 +293,123 @@ TEST_F(CrashSafety, KillDuringAFloodKeepsProtectionAndDetachLeaksNothing) {
     EXPECT_TRUE(left.maps.empty()) << "maps left of the " << ours.maps.size() << " ours: " << idList(left.maps);
     std::printf("[crash] %llu limited before the kill, %llu 500 ms after it; %zu programs and %zu maps, none left\n",
                 (unsigned long long)atKill, (unsigned long long)afterKill, ours.progs.size(), ours.maps.size());
+}
+
+// A daemon that keeps running after it detached an interface (a reload
+// dropped it) holds nothing of it: the program and its maps are freed, even
+// after /metrics scrapes and an adopting start (each of which opened the
+// pins and queried the link while it was attached).
+TEST_F(CrashSafety, AReloadThatDropsAnInterfaceFreesItsProgramAndMaps) {
+    Testbed::Link& other = bed_.addClient(1, 0);
+    run_.reset();
+    run_ = std::make_unique<SluiceRun>(bed_.receiver(), std::vector<std::string>{iface_, other.receiverIf});
+    auto text = [&](const std::vector<std::string>& ifaces) {
+        std::string list;
+        for (const auto& i : ifaces)
+            list += (list.empty() ? "\"" : ", \"") + i + "\"";
+        std::string c = config();
+        return "[sluice]\ninterfaces = [" + list + "]\nmetrics = \"127.0.0.1:" + std::to_string(kMetricsPort) +
+               "\"\n" + c.substr(c.find("max_sources"));
+    };
+    run_->writeConfig(text({iface_, other.receiverIf}));
+    ASSERT_TRUE(run_->start());
+    ASSERT_TRUE(run_->stop(SIGKILL).has_value());
+    ASSERT_TRUE(run_->start()) << "adopting both";
+    const BpfIds dropped = attachedIds(bed_.receiver(), iface_);
+    ASSERT_EQ(dropped.progs.size(), 1u);
+    for (int i = 0; i < 3; i++)
+        EXPECT_TRUE(has(run_->scrape(kMetricsPort), "sluice_sources_tracked")) << "scrape " << i;
+    EXPECT_EQ(send(link_->client4[0], kLimit + 5), kLimit);
+
+    size_t from = run_->log().size();
+    run_->writeConfig(text({other.receiverIf}));
+    ASSERT_TRUE(run_->waitLog("sluice: reloaded " + run_->configPath(), from)) << run_->log();
+    EXPECT_TRUE(has(run_->log().substr(from), "sluice: detached " + iface_)) << run_->log();
+    EXPECT_FALSE(xdpAttached(bed_.receiver(), iface_));
+    BpfIds left = leaked(dropped);
+    EXPECT_TRUE(left.progs.empty() && left.maps.empty())
+        << left.progs.size() << " programs and " << left.maps.size() << " maps of " << iface_
+        << " outlive its detach; held by" << holders(left);
+    EXPECT_EQ(run_->wait(Millis(0)), std::nullopt) << "the daemon still runs";
+    EXPECT_EQ(run_->stop(), 0);
+}
+
+// A load that fails leaves what was attached as it was, limiting: a second
+// `sluice attach` of the same interface is refused before loading anything;
+// a load that the kernel refuses (here: another interface whose pin
+// directory holds a sluice_config of another layout, as a different sluice
+// version would leave it) fails with a clear error at `sluice attach`, at
+// `sluice run`'s start and on its reload, and the first interface keeps its
+// program (the same id) and its buckets throughout.
+TEST_F(CrashSafety, AFailedLoadLeavesThePreviousProgramAttachedAndLimiting) {
+    Testbed::Link& other = bed_.addClient(1, 0);
+    const std::string otherIf = other.receiverIf;
+    run_.reset();
+    run_ = std::make_unique<SluiceRun>(bed_.receiver(), std::vector<std::string>{iface_, otherIf});
+    auto sluice = [&](const std::vector<std::string>& args) {
+        std::vector<std::string> argv = {"nsenter", "--net=" + bed_.receiver().path(), sluiceBinary()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return runCmd(argv);
+    };
+    auto withInterfaces = [&](const std::string& list) {
+        std::string c = config();
+        return "[sluice]\ninterfaces = [" + list + "]\n" + c.substr(c.find("max_sources"));
+    };
+    const std::string a4 = link_->client4[0], b4 = link_->client4[1];
+
+    run_->writeConfig(config());
+    CmdResult r = sluice({"attach", iface_, "--config", run_->configPath()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const BpfIds first = attachedIds(bed_.receiver(), iface_);
+    EXPECT_EQ(send(a4, kLimit + 5), kLimit);
+
+    // 1. Attaching again is refused before anything is loaded.
+    r = sluice({"attach", iface_, "--config", run_->configPath()});
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_TRUE(has(r.err, "sluice is already attached to " + iface_)) << r.err;
+    EXPECT_EQ(attachedIds(bed_.receiver(), iface_).progs, first.progs);
+    EXPECT_EQ(send(a4, 5), 0) << "still limiting, A's bucket kept";
+
+    // 2. A load the kernel refuses: foreign pins on the other interface.
+    const std::string foreign = pinDirOf(otherIf);
+    ASSERT_EQ(::mkdir(foreign.c_str(), 0700), 0) << foreign;
+    mustRun({"bpftool", "map", "create", foreign + "/sluice_config", "type", "array", "key", "4", "value", "8",
+             "entries", "1", "name", "sluice_config"});
+    r = sluice({"attach", otherIf});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_TRUE(has(r.err, "cannot attach to " + otherIf)) << r.err;
+    EXPECT_TRUE(has(r.err, "do not match this sluice's")) << r.err;
+    EXPECT_TRUE(has(r.err, "`sluice detach " + otherIf + "`")) << r.err;
+    EXPECT_FALSE(xdpAttached(bed_.receiver(), otherIf));
+    EXPECT_EQ(::access((foreign + "/sluice_config").c_str(), F_OK), 0) << "pins it did not create are kept";
+
+    // 3. `sluice run` over both: adopts the first, fails on the other, exits
+    // 1 and leaves the first as it found it.
+    run_->writeConfig(withInterfaces("\"" + iface_ + "\", \"" + otherIf + "\""));
+    size_t from = run_->log().size();
+    run_->launch();
+    auto status = run_->wait(Millis(10000));
+    ASSERT_TRUE(status.has_value()) << "still running 10 s after a failed start";
+    EXPECT_EQ(*status, 1);
+    const std::string startLog = run_->log().substr(from);
+    EXPECT_TRUE(has(startLog, "sluice: adopted " + iface_)) << startLog;
+    EXPECT_TRUE(has(startLog, "cannot start: cannot attach to " + otherIf)) << startLog;
+    EXPECT_FALSE(has(startLog, "detached " + iface_)) << startLog;
+    EXPECT_EQ(attachedIds(bed_.receiver(), iface_).progs, first.progs);
+    EXPECT_EQ(send(a4, 5), 0);
+    EXPECT_EQ(send(b4, kLimit + 5), kLimit);
+
+    // 4. The same on a reload of a running daemon: refused, counted, the
+    // first interface untouched.
+    run_->writeConfig(config());
+    ASSERT_TRUE(run_->start());
+    from = run_->log().size();
+    run_->writeConfig(withInterfaces("\"" + iface_ + "\", \"" + otherIf + "\""));
+    ASSERT_TRUE(run_->waitLog("sluice: reload failed, keeping the running config: cannot attach to " + otherIf, from,
+                              Millis(10000)))
+        << run_->log();
+    EXPECT_EQ(attachedIds(bed_.receiver(), iface_).progs, first.progs);
+    EXPECT_FALSE(xdpAttached(bed_.receiver(), otherIf));
+    EXPECT_EQ(send(a4, 5), 0);
+    EXPECT_EQ(run_->stop(), 0);
 }

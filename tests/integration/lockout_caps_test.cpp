@@ -79,11 +79,6 @@ struct LockoutDaemon : ::testing::Test {
         EXPECT_EQ(udpSend(*link_->client, src, link_->receiver4, kPort, count), count);
         return server.finish()[src];
     }
-    std::string metrics() {
-        return runCmd({"nsenter", "--net=" + bed_.receiver().path(), "curl", "-sS", "--max-time", "5",
-                       "http://127.0.0.1:" + std::to_string(kMetricsPort) + "/metrics"})
-            .out;
-    }
     Testbed bed_;
     Testbed::Link* link_ = nullptr;
     std::string iface_, a_, b_;
@@ -186,7 +181,7 @@ TEST_F(LockoutDaemon, AReloadThatLocksOutTheSshClientIsRefusedAndTheRunningConfi
     EXPECT_TRUE(has(run_->log().substr(from), "[[deny]] " + a_ + "/32 drops")) << run_->log();
     EXPECT_EQ(send(a_, 3), 3) << "the deny is not in force";
     EXPECT_EQ(send(b_, 5), 0) << "the running policy (5 per day, B's spent) is, not the refused 8 per day";
-    std::string m = metrics();
+    std::string m = run_->scrape(kMetricsPort);
     EXPECT_TRUE(has(m, "sluice_config_reloads_total{result=\"failure\"} 1\n")) << m;
     EXPECT_TRUE(has(m, "sluice_config_reloads_total{result=\"success\"} 0\n")) << m;
 
@@ -194,7 +189,7 @@ TEST_F(LockoutDaemon, AReloadThatLocksOutTheSshClientIsRefusedAndTheRunningConfi
     run_->writeConfig(config("8 per day"));
     ASSERT_TRUE(run_->waitLog("sluice: reloaded " + run_->configPath(), from)) << run_->log();
     EXPECT_EQ(send(b_, 10), 8) << "the safe config applies: 8 per day (a changed policy starts afresh)";
-    m = metrics();
+    m = run_->scrape(kMetricsPort);
     EXPECT_TRUE(has(m, "sluice_config_reloads_total{result=\"success\"} 1\n")) << m;
     EXPECT_EQ(run_->stop(), 0);
 }

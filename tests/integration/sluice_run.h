@@ -114,6 +114,14 @@ public:
 
     pid_t pid() const { return proc_ ? proc_->pid() : -1; }
 
+    // GET /metrics from 127.0.0.1:PORT in its namespace (curl, <= 5 s);
+    // "" when nothing answered.
+    std::string scrape(uint16_t port) const {
+        return runCmd({"nsenter", "--net=" + ns_.path(), "curl", "-sS", "--max-time", "5",
+                       "http://127.0.0.1:" + std::to_string(port) + "/metrics"})
+            .out;
+    }
+
 private:
     const Netns& ns_;
     std::vector<std::string> ifaces_;
