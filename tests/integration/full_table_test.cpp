@@ -5,7 +5,8 @@
 // probation, so sluice_sources is full and evicting all along. Checked: a
 // source over its limit that keeps sending keeps its bucket (it stays
 // limited, no fresh burst after evictions), an allow-listed source sending
-// far over the limit gets everything through, and `sluice status` and
+// far over the limit gets everything through, a banned source that went
+// quiet while the table turned over stays banned, and `sluice status` and
 // /metrics show the table full. SpoofedFlood (spoofed_flood_test.cpp) covers
 // one-shot spoofed sources against a full table; this covers promoted ones.
 #include <unistd.h>
@@ -33,6 +34,8 @@ namespace {
 
 constexpr uint16_t kPort = 7000;       // the senders; a UdpCounter listens
 constexpr uint16_t kFillPort = 7001;   // the fill flood: same policy, nothing listens
+constexpr uint16_t kBanPort = 7002;    // a policy with bans
+constexpr int kBanLimit = 5;           // per day, and its ban_after
 constexpr uint16_t kMetricsPort = 9464;
 constexpr uint32_t kMaxSources = 256;
 constexpr int kLimit = 20;             // per day: what passes is counted, not timed
@@ -59,7 +62,7 @@ double sample(const std::string& text, const std::string& series) {
 
 }  // namespace
 
-TEST(FullTable, AnEstablishedSourceStaysLimitedAndAnAllowListedOneIsNeverLimited) {
+TEST(FullTable, EstablishedSourcesStayLimitedAllowListedAndBannedOnesAreUnaffected) {
     if (::access(sluiceBinary().c_str(), X_OK) != 0 || ::access(floodBinary().c_str(), X_OK) != 0)
         GTEST_SKIP() << "build/sluice or build/sluice-flood is not built (make all)";
     Testbed bed;
@@ -68,13 +71,24 @@ TEST(FullTable, AnEstablishedSourceStaysLimitedAndAnAllowListedOneIsNeverLimited
     SluiceRun run(bed.receiver(), {iface});
     const std::string over4 = link.client4[0], over6 = link.client6[0];
     const std::string allowed4 = link.client4[1], allowed6 = link.client6[1];
+    const std::string banned = link.client4[2];
     run.writeConfig("[sluice]\ninterfaces = [\"" + iface + "\"]\nmax_sources = " + std::to_string(kMaxSources) +
                     "\nmetrics = \"127.0.0.1:" + std::to_string(kMetricsPort) +
                     "\"\n\n[[allow]]\ncidr = \"" + allowed4 + "/32\"\n\n[[allow]]\ncidr = \"" + allowed6 +
                     "/128\"\n\n[[policy]]\nname = \"udp-api\"\nproto = \"udp\"\nports = [" + std::to_string(kPort) +
                     ", " + std::to_string(kFillPort) + "]\npackets = \"" + std::to_string(kLimit) +
-                    " per day\"\nipv4_prefix = 32\nipv6_prefix = 128\naction = \"drop\"\n");
+                    " per day\"\nipv4_prefix = 32\nipv6_prefix = 128\naction = \"drop\"\n\n[[policy]]\n"
+                    "name = \"udp-ban\"\nproto = \"udp\"\nports = [" + std::to_string(kBanPort) + "]\npackets = \"" +
+                    std::to_string(kBanLimit) + " per day\"\naction = \"drop\"\nban_after = \"" +
+                    std::to_string(kBanLimit) + " per day\"\nban = \"1 hour\"\n");
     ASSERT_TRUE(run.start());
+
+    // Banned before the fill: its limit, then ban_after's burst of refusals.
+    {
+        UdpCounter c(bed.receiver(), link.receiver4, kBanPort);
+        EXPECT_EQ(udpSend(*link.client, banned, link.receiver4, kBanPort, 3 * kBanLimit), 3 * kBanLimit);
+        EXPECT_EQ(c.finish()[banned], kBanLimit);
+    }
 
     UdpCounter count4(bed.receiver(), link.receiver4, kPort), count6(bed.receiver(), link.receiver6, kPort);
     // Established: over its limit before the table fills.
@@ -113,6 +127,11 @@ TEST(FullTable, AnEstablishedSourceStaysLimitedAndAnAllowListedOneIsNeverLimited
     senders.join();
     ASSERT_TRUE(fillOk) << fillLog;
     auto got4 = count4.finish(), got6 = count6.finish();
+    UdpCounter banCount(bed.receiver(), link.receiver4, kBanPort);
+    EXPECT_EQ(udpSend(*link.client, banned, link.receiver4, kBanPort, kBanLimit), kBanLimit);
+    EXPECT_EQ(banCount.finish()[banned], 0) << "still banned: bans have their own table (a fresh bucket would "
+                                               "have let "
+                                            << kBanLimit << " through)";
 
     const int perSource = sent / 4;
     EXPECT_EQ(got4[over4], kLimit) << "IPv4: sent " << kLimit + 5 << " + " << perSource
