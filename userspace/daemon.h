@@ -45,10 +45,11 @@ DaemonStats daemonStats();
 
 // Runs until SIGTERM or SIGINT and returns the process exit code: 0 after a
 // clean stop, 1 on a runtime error, 2 when the config is bad or could lock
-// out the operator at start (then nothing was changed). Logs one line per event to stderr. Blocks SIGHUP,
-// SIGTERM and SIGINT in the calling thread and leaves them blocked: call it
-// before starting other threads, which then inherit the mask (a thread that
-// did not would take the signals with their default action).
+// out the operator at start (then nothing was changed). Logs one line per
+// event to stderr. Blocks SIGHUP, SIGTERM and SIGINT in the calling thread
+// and leaves them blocked: call it before starting other threads, which then
+// inherit the mask (a thread that did not would take the signals with their
+// default action).
 int runDaemon(const DaemonOptions& options);
 
 }  // namespace sluice

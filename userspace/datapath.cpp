@@ -230,7 +230,8 @@ struct AttachedProgram {
 // 1.3.1's xdp_multiprog__close() leaks the fd of a program attached without
 // its dispatcher (the only way here, see README). In `sluice run`, which
 // queries on every adopt and /metrics scrape, each leaked fd kept the
-// program and all its maps alive after a detach, and the fds ran out.
+// program and all its maps alive after a detach, and its fds grew with
+// every scrape.
 struct KernelXdp {
     uint8_t attachMode = XDP_ATTACHED_NONE;  // XDP_ATTACHED_*
     std::string name;                        // of the single program, if one
