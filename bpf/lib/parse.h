@@ -8,7 +8,8 @@
  * Rules for what cannot be parsed (README "Packets sluice cannot parse"):
  * - not IPv4/IPv6 (ARP, LLDP, ...): PARSE_NOT_IP, passed untouched;
  * - an IP packet whose headers are cut short, inconsistent (IHL < 5, TCP
- *   data offset < 5, a version that does not match the EtherType), a third
+ *   data offset < 5, an IHL longer than the total length, a version that
+ *   does not match the EtherType), a third
  *   VLAN tag, or an IPv6 extension chain longer than SLUICE_MAX_EXT_HDRS:
  *   PARSE_MALFORMED, dropped. The stack would discard most of these anyway,
  *   and the rest are ways to hide a port from the limiter.
@@ -130,13 +131,19 @@ static __always_inline int parse_ipv4(void *pos, void *data_end,
 				      struct sluice_pkt *pkt)
 {
 	struct iphdr *ip = pos;
-	__u16 frag_off;
+	__u16 frag_off, tot_len;
 	__u32 hlen;
 
 	if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
 		return PARSE_MALFORMED;
 	hlen = ip->ihl * 4;
 	if (pos + hlen > data_end)
+		return PARSE_MALFORMED;
+	/* A header longer than the packet: the L4 header read past it would be
+	 * frame padding the stack never sees. Total length 0 is BIG TCP's mark
+	 * of a GRO packet over 64 KiB (the stack takes the skb's length). */
+	tot_len = bpf_ntohs(ip->tot_len);
+	if (tot_len && hlen > tot_len)
 		return PARSE_MALFORMED;
 
 	map_ipv4(pkt->src, ip->saddr);

@@ -87,6 +87,16 @@ std::vector<Row> shapeRows()
         Frame g = tcp4().ipOptions(8).payload(4).build();
         g.bytes[g.end("eth")] = 0x4f;  // IHL 15: options run past the frame
         add("v4_ihl_past_frame_malformed", malformed(g));
+        // IHL 15 (60 bytes, all in the frame) over a total length of 40:
+        // the "ports" would come from bytes past the packet's end.
+        Frame h = udp4().ipOptions(40).payload(4).build();
+        const size_t ip = h.end("eth");
+        h.bytes[ip + 2] = 0;
+        h.bytes[ip + 3] = 40;
+        add("v4_ihl_over_total_length_malformed", malformed(h));
+        // Total length 0 (BIG TCP's GRO packets) leaves the IHL to the frame.
+        h.bytes[ip + 3] = 0;
+        add("v4_total_length_zero_parsed", admitted(h, "dns"));
     }
     {
         Frame f = v6().tcp(40000, 80, tcpflag::Syn).build();
