@@ -60,6 +60,8 @@ static_assert(sizeof(sluice_frag_state) == 8);
 static_assert(sizeof(sluice_counter) == 16);
 
 static_assert(SLUICE_PORT_ENTRIES == 2 * 2 * 65536);
+// Issue #4: a config of 10,000 policies applies (slot 0 is "no policy").
+static_assert(SLUICE_MAX_POLICIES - 1 >= 10000);
 static_assert(SLUICE_STATS_ENTRIES == SLUICE_MAX_POLICIES * SLUICE_VERDICT_COUNT);
 static_assert(SLUICE_VERDICT_REJECTED == 8 && SLUICE_VERDICT_REDIRECTED == 9 &&
               SLUICE_VERDICT_BANNED == 10 && SLUICE_VERDICT_RESPONDED == 11 &&
