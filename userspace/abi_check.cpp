@@ -13,6 +13,7 @@ namespace sluice {
 static_assert(sizeof(sluice_config) == 24);
 static_assert(offsetof(sluice_config, active_gen) == 0);
 static_assert(offsetof(sluice_config, gen) == 8);
+static_assert(offsetof(sluice_config, cache_epoch) == 4);
 static_assert(sizeof(sluice_gen_info) == 8);
 
 static_assert(sizeof(sluice_limit) == 48);
@@ -42,6 +43,13 @@ static_assert(offsetof(sluice_source_key, addr) == 4);
 static_assert(sizeof(sluice_source_state) == 8 * SLUICE_MAX_LIMITS + 8);
 static_assert(offsetof(sluice_source_state, ban_tat_ns) == 8 * SLUICE_MAX_LIMITS);
 
+static_assert(sizeof(sluice_over_entry) == 40);
+static_assert(offsetof(sluice_over_entry, epoch) == 20);
+static_assert(offsetof(sluice_over_entry, until_ns) == 24);
+static_assert(offsetof(sluice_over_entry, what) == 32);
+// over_slot() masks by SLUICE_OVER_SLOTS - 1.
+static_assert((SLUICE_OVER_SLOTS & (SLUICE_OVER_SLOTS - 1)) == 0);
+static_assert(SLUICE_OVER_BANNED >= SLUICE_MAX_LIMITS);
 static_assert(sizeof(sluice_fleet_units) == 8 * SLUICE_MAX_LIMITS);
 static_assert(SLUICE_SCOPE_HOST == 0 && SLUICE_SCOPE_FLEET == 1);
 static_assert(SLUICE_MAX_FLEET_OVER <= SLUICE_MAX_FLEET_SOURCES);

@@ -353,6 +353,9 @@ struct Datapath::Impl {
 
     sluice_config* cfg() const { return config.as<sluice_config>(); }
     uint32_t activeGen() const { return __atomic_load_n(&cfg()->active_gen, __ATOMIC_ACQUIRE) & 1; }
+    // After source state was removed or a generation flipped: every entry
+    // of the data path's over-limit cache (map sluice_over) goes stale.
+    void bumpCacheEpoch() const { __atomic_fetch_add(&cfg()->cache_epoch, 1, __ATOMIC_SEQ_CST); }
 
     uint32_t& portSlot(uint32_t key) const
     {
@@ -433,11 +436,12 @@ std::string loadFailure(const std::string& what, int err, const LogCapture& log)
 
 }  // namespace
 
-Datapath Datapath::loadUnattached(uint32_t maxSources)
+Datapath Datapath::loadUnattached(uint32_t maxSources, bool overCache)
 {
     LogCapture log;
     auto impl = std::make_unique<Impl>();
     impl->skel = openSkeleton(nullptr, maxSources);
+    impl->skel->rodata->sluice_over_cache = overCache ? 1 : 0;
     bpf_map* map;
     bpf_object__for_each_map(map, impl->skel->obj) {
         int err = bpf_map__set_pin_path(map, nullptr);
@@ -729,6 +733,7 @@ void Datapath::install(const Ruleset& input)
     cfg->gen[next].policies = static_cast<uint32_t>(compiled.policies.size());
     // The flip: one aligned 32-bit store, after everything above is visible.
     __atomic_store_n(&cfg->active_gen, next, __ATOMIC_RELEASE);
+    impl_->bumpCacheEpoch();
 }
 
 Ruleset Datapath::installed() const
@@ -945,6 +950,7 @@ size_t Datapath::resetSource(const Address& addr)
         bpf_map_delete_elem(impl_->mapFd("sluice_fleet_over"), &key);
         bpf_map_delete_elem(impl_->mapFd("sluice_fleet_units"), &key);
     }
+    impl_->bumpCacheEpoch();
     return removed;
 }
 
@@ -973,6 +979,7 @@ size_t Datapath::resetAll()
     const uint32_t empty = 0;
     for (uint32_t slot = 0; slot < SLUICE_ADMIT_SLOTS; slot++)
         bpf_map_update_elem(impl_->mapFd("sluice_admit_fp"), &slot, &empty, BPF_ANY);
+    impl_->bumpCacheEpoch();
     return removed;
 }
 

@@ -118,6 +118,15 @@ struct Step {
         bool handed;
     };
     std::vector<FlowCheck> flowChecks;
+    // After the frame: live entries of the over-limit cache (map sluice_over)
+    // on this CPU (rows run pinned to one): written under the current
+    // epoch, not yet run out.
+    std::optional<size_t> overEntries;
+    Step& over(size_t n)
+    {
+        overEntries = n;
+        return *this;
+    }
     Step& handed(std::string src, uint16_t sport, std::string dst, uint16_t dport, bool yes = true)
     {
         flowChecks.push_back({std::move(src), sport, std::move(dst), dport, yes});
@@ -260,6 +269,11 @@ int testRun(int progFd, const Frame& frame, uint32_t* action,
             std::vector<uint8_t>* out = nullptr);
 
 std::string verdictText(uint32_t verdict);
+
+// Entries of the over-limit cache on the calling CPU that the data path
+// would still use: written under sluice_config's current cache_epoch, and
+// until_ns not yet reached.
+size_t liveOverEntries(const Datapath& dp);
 
 // Checks (gtest assertions) that `out` is the RST+ACK refusing the TCP SYN
 // `in`: MACs, addresses and ports swapped, VLAN tags kept, seq 0, ack = ISN
