@@ -26,6 +26,7 @@
 #include "config.h"
 #include "error.h"
 #include "fleet.h"
+#include "lockout.h"
 #include "unique_fd.h"
 #include "metrics.h"
 
@@ -86,6 +87,9 @@ std::string describe(const Config& config)
 // loadConfig for the daemon: a config without interfaces is valid for
 // `sluice apply`, but here it would mean "detach everything", which a
 // half-written file must not be able to say. --interface replaces them.
+// Without --force, a config that could lock out the operator (lockout.h) is
+// refused like a bad one. The SSH session checked is the one the daemon was
+// started from, if any: under systemd only the admin CIDRs are protected.
 Config loadDaemonConfig(const DaemonOptions& options)
 {
     const std::string& path = options.configPath;
@@ -95,6 +99,9 @@ Config loadDaemonConfig(const DaemonOptions& options)
     if (config.interfaces.empty())
         throwUsage(path + ": [sluice] interfaces is empty: `sluice run` needs at least one "
                           "interface (stop the daemon to detach everything)");
+    if (!options.force)
+        refuseLockouts(config.rules, protectedSources(config),
+                       "start `sluice run` with --force to install it anyway");
     return config;
 }
 

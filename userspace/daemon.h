@@ -19,6 +19,10 @@ struct DaemonOptions {
     std::string configPath;
     bool keepOnExit = false;
     XdpMode mode = XdpMode::Auto;  // for interfaces it attaches, not ones it adopts
+    // --force: skip the lockout check (lockout.h) at start and on reloads.
+    // Without it a config that could lock out the operator is refused: at
+    // start with exit 2, on a reload by keeping the running config.
+    bool force = false;
     // --interface: these replace the config's `[sluice] interfaces`, at
     // start and at every reload (one config file for hosts whose NICs differ).
     std::vector<std::string> interfaces;
@@ -40,11 +44,12 @@ struct DaemonStats {
 DaemonStats daemonStats();
 
 // Runs until SIGTERM or SIGINT and returns the process exit code: 0 after a
-// clean stop, 1 on a runtime error, 2 when the config is bad at start (then
-// nothing was changed). Logs one line per event to stderr. Blocks SIGHUP,
-// SIGTERM and SIGINT in the calling thread and leaves them blocked: call it
-// before starting other threads, which then inherit the mask (a thread that
-// did not would take the signals with their default action).
+// clean stop, 1 on a runtime error, 2 when the config is bad or could lock
+// out the operator at start (then nothing was changed). Logs one line per
+// event to stderr. Blocks SIGHUP, SIGTERM and SIGINT in the calling thread
+// and leaves them blocked: call it before starting other threads, which then
+// inherit the mask (a thread that did not would take the signals with their
+// default action).
 int runDaemon(const DaemonOptions& options);
 
 }  // namespace sluice

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/if_link.h>
 #include <linux/membarrier.h>
 #include <net/if.h>
 #include <sys/file.h>
@@ -40,6 +41,8 @@ namespace sluice {
 namespace {
 
 constexpr const char* kProgName = "sluice_xdp";
+// The name libxdp's multi-program dispatcher loads under.
+constexpr const char* kDispatcherName = "xdp_dispatcher";
 constexpr const char* kProgPin = "prog";
 constexpr uint32_t kBpffsMagic = 0xcafe4a11;
 constexpr size_t kVerifierTailLines = 20;
@@ -224,9 +227,58 @@ struct AttachedProgram {
     AttachInfo info;
 };
 
+// What the kernel says is attached to ifindex, without libxdp: libxdp
+// 1.3.1's xdp_multiprog__close() leaks the fd of a program attached without
+// its dispatcher (the only way here, see README). In `sluice run`, which
+// queries on every adopt and /metrics scrape, each leaked fd kept the
+// program and all its maps alive after a detach, and its fds grew with
+// every scrape.
+struct KernelXdp {
+    uint8_t attachMode = XDP_ATTACHED_NONE;  // XDP_ATTACHED_*
+    std::string name;                        // of the single program, if one
+    UniqueFd fd;                             // of the single program, if one
+    // One program on its own, not libxdp's dispatcher: handled without libxdp.
+    bool single() const
+    {
+        return attachMode != XDP_ATTACHED_NONE && attachMode != XDP_ATTACHED_MULTI &&
+               name != kDispatcherName;
+    }
+};
+
+KernelXdp kernelXdp(int ifindex)
+{
+    KernelXdp out;
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (int err = bpf_xdp_query(ifindex, 0, &q))
+        throwSys("cannot query the XDP program of interface index " + std::to_string(ifindex), err);
+    out.attachMode = q.attach_mode;
+    if (!q.prog_id)
+        return out;
+    // The program may be detached between the query and this: then it is gone.
+    out.fd = UniqueFd(bpf_prog_get_fd_by_id(q.prog_id));
+    if (out.fd.get() < 0) {
+        out.attachMode = XDP_ATTACHED_NONE;
+        return out;
+    }
+    bpf_prog_info info = {};
+    uint32_t len = sizeof info;
+    if (int err = bpf_obj_get_info_by_fd(out.fd.get(), &info, &len))
+        throwSys("cannot read the XDP program of interface index " + std::to_string(ifindex), err);
+    out.name = info.name;
+    return out;
+}
+
 AttachedProgram queryAttached(int ifindex)
 {
     AttachedProgram out;
+    KernelXdp k = kernelXdp(ifindex);
+    if (k.attachMode == XDP_ATTACHED_NONE)
+        return out;
+    if (k.single()) {
+        out.info.mode = k.attachMode == XDP_ATTACHED_SKB ? XdpMode::Generic : XdpMode::Native;
+        out.found = k.name == kProgName;
+        return out;
+    }
     MultiprogPtr mp(xdp_multiprog__get_from_ifindex(ifindex));
     if (libxdp_get_error(mp.get())) {
         (void)mp.release();
@@ -424,13 +476,16 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
     return skel;
 }
 
-std::string loadFailure(const std::string& what, int err, const LogCapture& log)
+// `iface`: the interface whose pins the load reused, if any.
+std::string loadFailure(const std::string& what, int err, const LogCapture& log, const std::string& iface = "")
 {
     std::string msg = what + ": " + errnoText(err);
     if (err == -EPERM || err == -EACCES)
         msg += " (needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN: run as root)";
-    else if (log.contains("different") || log.contains("incompatible"))
-        msg += " (maps pinned by another sluice version: run `sluice detach IFACE` first)";
+    else if (log.contains("different") || log.contains("incompatible") || log.contains("reuse pinned map"))
+        msg += " (the maps pinned under " + pinDir(iface.empty() ? "IFACE" : iface) +
+               " do not match this sluice's, e.g. left by another version: `sluice detach " +
+               (iface.empty() ? "IFACE" : iface) + "` removes them, and its buckets)";
     return msg + "; last lines of the libbpf/verifier log:" + log.tail(kVerifierTailLines);
 }
 
@@ -493,7 +548,7 @@ Datapath Datapath::attach(const AttachOptions& options)
                                 "(`xdp-loader status " + options.iface + "`)");
         if (err == -EOPNOTSUPP && options.mode == XdpMode::Native)
             throwRuntime(what + ": the driver has no native XDP; use --mode generic");
-        throwRuntime(loadFailure(what, err, log));
+        throwRuntime(loadFailure(what, err, log, options.iface));
     }
 
     auto attached = queryAttached(ifindex);
@@ -556,16 +611,24 @@ DetachResult Datapath::detach(const std::string& iface)
     unsigned idx = if_nametoindex(iface.c_str());
     if (idx) {
         LogCapture log;
-        MultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(idx)));
-        if (libxdp_get_error(mp.get())) {
-            (void)mp.release();
-        } else if (xdp_multiprog__is_legacy(mp.get())) {
-            xdp_program* main = xdp_multiprog__main_prog(mp.get());
-            if (main && std::string(xdp_program__name(main)) == kProgName) {
-                if (int err = xdp_multiprog__detach(mp.get()))
+        KernelXdp k = kernelXdp(static_cast<int>(idx));
+        MultiprogPtr mp;
+        if (k.attachMode != XDP_ATTACHED_NONE && !k.single())
+            mp.reset(xdp_multiprog__get_from_ifindex(static_cast<int>(idx)));
+        if (k.single()) {
+            if (k.name == kProgName) {
+                // XDP_FLAGS_REPLACE with this program's fd: a program
+                // attached in its place since the query is left alone.
+                uint32_t flags = XDP_FLAGS_REPLACE | (k.attachMode == XDP_ATTACHED_SKB   ? XDP_FLAGS_SKB_MODE
+                                                      : k.attachMode == XDP_ATTACHED_HW ? XDP_FLAGS_HW_MODE
+                                                                                        : XDP_FLAGS_DRV_MODE);
+                LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = k.fd.get());
+                if (int err = bpf_xdp_detach(static_cast<int>(idx), flags, &o))
                     throwSys("cannot detach from " + iface, err);
                 result.programDetached = true;
             }
+        } else if (!mp || libxdp_get_error(mp.get())) {
+            (void)mp.release();
         } else {
             enum xdp_attach_mode mode = xdp_multiprog__attach_mode(mp.get());
             for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp.get()); p;

@@ -94,6 +94,14 @@ std::vector<ProtectedSource> adminSources(const Config& config)
     return out;
 }
 
+std::vector<ProtectedSource> protectedSources(const Config& config)
+{
+    std::vector<ProtectedSource> out = adminSources(config);
+    if (auto ssh = sshSessionFromEnvironment())
+        out.push_back(*ssh);
+    return out;
+}
+
 std::vector<std::string> findLockouts(const Ruleset& rules,
                                       const std::vector<ProtectedSource>& protect)
 {

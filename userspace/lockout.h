@@ -42,6 +42,10 @@ std::optional<ProtectedSource> sshSessionFromEnvironment();
 // The config's admin CIDRs, each on its admin ports.
 std::vector<ProtectedSource> adminSources(const Config& config);
 
+// What a ruleset must leave reachable: the config's admin sources, and the
+// SSH session of this process's environment when there is one.
+std::vector<ProtectedSource> protectedSources(const Config& config);
+
 // One line per rule that covers a protected source, naming the rule and the
 // address; empty when the ruleset is safe.
 std::vector<std::string> findLockouts(const Ruleset& rules,

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "api_fixture.h"
+#include "flood_gen.h"
 #include "http_load.h"
 
 using namespace slit;
@@ -147,28 +148,19 @@ TEST_F(Scenario, IPv6RotationInsideOneSlash64IsHeldToItsLimit) {
 // (bounded: 8 s, 200M frames; over 1M sent): legitimate IPv4 and IPv6
 // clients within their limit, connecting all along, still connect.
 TEST_F(Scenario, SpoofedSynFloodLeavesLegitimateClientsConnecting) {
-    const std::string flood = buildDir() + "/sluice-flood";
-    if (::access(flood.c_str(), X_OK) != 0)
-        GTEST_SKIP() << flood << " is not built (make flood)";
+    if (::access(floodBinary().c_str(), X_OK) != 0)
+        GTEST_SKIP() << floodBinary() << " is not built (make flood)";
     // ipv6_prefix 128: the spoofed sources share the testbed's /64 with the
     // legitimate IPv6 client; per address, each is a source of its own (the
     // 1M-source case), and none shares the legitimate client's bucket.
     run_->writeConfig(policyConfig("connections = \"5 per second burst 20\"\n"
                                                     "ipv6_prefix = 128\naction = \"respond\"\n"));
     ASSERT_TRUE(run_->start());
-    std::string mac;
-    {
-        std::string out = bed_.receiver().ip({"-o", "link", "show", link_->receiverIf});
-        auto at = out.find("link/ether ");
-        ASSERT_NE(at, std::string::npos) << out;
-        mac = out.substr(at + 11, 17);
-    }
-    ChildProcess gen(nullptr,
-                     {flood, "--netns", link_->client->name(), "--dev", link_->clientIf, "--dst-mac", mac, "--dst",
-                      link_->receiver6, "--src-prefix", "fd00:5c::8000:0:0/96", "--sources", "random", "--proto",
-                      "tcp-syn", "--size", "74", "--dport", std::to_string(kApiPort), "--count", "200000000",
-                      "--duration", "8s"},
-                     run_->dir() + "/flood.log");
+    auto gen = startFlood(bed_.receiver(), *link_,
+                          {"--dst", link_->receiver6, "--src-prefix", "fd00:5c::8000:0:0/96", "--sources", "random",
+                           "--proto", "tcp-syn", "--size", "74", "--dport", std::to_string(kApiPort), "--count",
+                           "200000000", "--duration", "8s"},
+                          run_->dir() + "/flood.log");
     std::this_thread::sleep_for(Millis(500));
     LegitResult l4, l6;
     std::thread v6([&] {
@@ -176,7 +168,7 @@ TEST_F(Scenario, SpoofedSynFloodLeavesLegitimateClientsConnecting) {
     });
     l4 = runLegit(*link_->client, link_->client4[0], link_->receiver4, kApiPort, "/health", 15, Millis(400));
     v6.join();
-    auto status = gen.wait(Millis(20000));
+    auto status = gen->wait(Millis(20000));
     ASSERT_TRUE(status.has_value()) << "the generator did not stop";
     std::string genLog = readFile(run_->dir() + "/flood.log");
     ASSERT_EQ(*status, 0) << genLog;

@@ -61,15 +61,36 @@ public:
             throw std::runtime_error("cannot write " + configPath());
     }
 
+    // Environment for the daemons started from now on ("NAME=VALUE", given
+    // to env(1)), e.g. the SSH_CONNECTION its lockout check reads.
+    void setEnv(std::vector<std::string> vars) { env_ = std::move(vars); }
+
+    // Starts it without waiting; the log says how it went.
+    void launch(const std::vector<std::string>& extra = {}) {
+        std::vector<std::string> args;
+        if (!env_.empty()) {
+            args = {"env"};
+            args.insert(args.end(), env_.begin(), env_.end());
+        }
+        for (const std::string& a : {sluiceBinary(), std::string("run"), std::string("--config"), configPath()})
+            args.push_back(a);
+        args.insert(args.end(), extra.begin(), extra.end());
+        proc_ = std::make_unique<ChildProcess>(&ns_, args, logPath());
+    }
+
     // Starts it and waits (<= 10 s) until it runs with its config.
     ::testing::AssertionResult start(const std::vector<std::string>& extra = {}) {
         size_t from = log().size();
-        std::vector<std::string> args = {sluiceBinary(), "run", "--config", configPath()};
-        args.insert(args.end(), extra.begin(), extra.end());
-        proc_ = std::make_unique<ChildProcess>(&ns_, args, logPath());
+        launch(extra);
         if (waitLog("sluice: running with " + configPath(), from, Millis(10000)))
             return ::testing::AssertionSuccess();
         return ::testing::AssertionFailure() << "sluice run did not start; its log:\n" << log();
+    }
+
+    // Its exit status (-1: killed by a signal), or nullopt while it runs
+    // after `limit`.
+    std::optional<int> wait(Millis limit = Millis(5000)) {
+        return proc_ ? proc_->wait(limit) : std::nullopt;
     }
 
     // Signals it and waits (<= 5 s) for its exit status.
@@ -93,10 +114,19 @@ public:
 
     pid_t pid() const { return proc_ ? proc_->pid() : -1; }
 
+    // GET /metrics from 127.0.0.1:PORT in its namespace (curl, <= 5 s);
+    // "" when nothing answered.
+    std::string scrape(uint16_t port) const {
+        return runCmd({"nsenter", "--net=" + ns_.path(), "curl", "-sS", "--max-time", "5",
+                       "http://127.0.0.1:" + std::to_string(port) + "/metrics"})
+            .out;
+    }
+
 private:
     const Netns& ns_;
     std::vector<std::string> ifaces_;
     std::string dir_;
+    std::vector<std::string> env_;
     std::unique_ptr<ChildProcess> proc_;
 };
 

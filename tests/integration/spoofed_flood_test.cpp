@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "datapath.h"
+#include "flood_gen.h"
 #include "netns.h"
 #include "paths.h"
 #include "process.h"
@@ -197,8 +198,7 @@ struct Sender {
 class SpoofedFlood : public ::testing::Test {
 protected:
     void SetUp() override {
-        floodBin_ = buildDir() + "/sluice-flood";
-        if (::access(sluiceBinary().c_str(), X_OK) != 0 || ::access(floodBin_.c_str(), X_OK) != 0)
+        if (::access(sluiceBinary().c_str(), X_OK) != 0 || ::access(floodBinary().c_str(), X_OK) != 0)
             GTEST_SKIP() << "build/sluice or build/sluice-flood is not built (make all)";
         link_ = &bed_.addClient(6, 6);
         if (!noQueue())
@@ -206,10 +206,6 @@ protected:
                 mustRun({"tc", "qdisc", "replace", "dev", link_->clientIf, "root", "pfifo", "limit", "100000"});
             });
         run_ = std::make_unique<SluiceRun>(bed_.receiver(), std::vector<std::string>{link_->receiverIf});
-        std::string out = bed_.receiver().ip({"-o", "link", "show", link_->receiverIf});
-        auto at = out.find("link/ether ");
-        ASSERT_NE(at, std::string::npos) << out;
-        mac_ = out.substr(at + 11, 17);
     }
 
     void TearDown() override {
@@ -220,11 +216,9 @@ protected:
     // sluice-flood from the client namespace to the receiver's veth; its
     // report in `log` (inside the run's temporary directory).
     std::unique_ptr<ChildProcess> flood(const std::vector<std::string>& args, const std::string& log) {
-        std::vector<std::string> argv = {floodBin_, "--netns", link_->client->name(), "--dev", link_->clientIf,
-                                         "--dst-mac", mac_, "--proto", "udp", "--dport",
-                                         std::to_string(kFloodPort)};
+        std::vector<std::string> argv = {"--proto", "udp", "--dport", std::to_string(kFloodPort)};
         argv.insert(argv.end(), args.begin(), args.end());
-        return std::make_unique<ChildProcess>(nullptr, argv, run_->dir() + "/" + log);
+        return startFlood(bed_.receiver(), *link_, argv, run_->dir() + "/" + log);
     }
 
     // Entries of sluice_sources now, and the probation table's size. Under
@@ -242,7 +236,6 @@ protected:
         });
     }
 
-    std::string floodBin_, mac_;
     Testbed bed_;
     Testbed::Link* link_ = nullptr;
     std::unique_ptr<SluiceRun> run_;

@@ -6,6 +6,7 @@
 // --duration. Meant for veth pairs between test namespaces only.
 // Exit 0 on success, 1 on a runtime error, 2 on a usage error.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <signal.h>
 
@@ -38,15 +39,10 @@ double parseDuration(const std::string& text)
     return v * scale;
 }
 
+// A JSON string literal, escaped as the CLI's --json output is (nlohmann).
 std::string jsonString(const std::string& s)
 {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\')
-            out += '\\';
-        out += c;
-    }
-    return out + "\"";
+    return nlohmann::json(s).dump();
 }
 
 }  // namespace

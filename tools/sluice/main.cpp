@@ -54,10 +54,7 @@ void checkLockout(const Config& cfg, bool force)
 {
     if (force)
         return;
-    std::vector<ProtectedSource> protect = adminSources(cfg);
-    if (auto ssh = sshSessionFromEnvironment())
-        protect.push_back(*ssh);
-    refuseLockouts(cfg.rules, protect, "pass --force to install it anyway");
+    refuseLockouts(cfg.rules, protectedSources(cfg), "pass --force to install it anyway");
 }
 
 // attach, detach and run load, attach or detach XDP programs: CAP_NET_ADMIN
@@ -644,6 +641,9 @@ int run(int argc, char** argv)
     runCmd->add_flag("--keep-on-exit", daemon.keepOnExit, "Leave sluice attached when stopped");
     runCmd->add_option("--mode", daemonMode, "XDP mode: auto, native or generic")
         ->check(CLI::IsMember({"auto", "native", "generic"}));
+    runCmd->add_flag("--force", daemon.force,
+                     "Install configs (at start and on every reload) even if they could deny or limit "
+                     "this SSH session or an admin CIDR");
     runCmd->add_option("--interface", daemon.interfaces,
                        "Protect this interface instead of the config's [sluice] interfaces (repeatable)");
     runCmd->footer("Example: sluice run --config /etc/sluice/sluice.toml\n"
