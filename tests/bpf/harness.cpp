@@ -263,28 +263,6 @@ void checkRemaining(const Datapath& dp, const Remaining& r)
     }
 }
 
-// Keeps the calling thread on the CPU it is on while alive: the data path
-// keeps per-CPU state (counters), and a thread that
-// migrated between two test runs would see another CPU's.
-class PinnedHere {
-public:
-    PinnedHere()
-    {
-        ok_ = pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_) == 0;
-        int cpu = sched_getcpu();
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpu < 0 ? 0 : cpu, &one);
-        ok_ = ok_ && pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
-    }
-    ~PinnedHere() { pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_); }
-    bool ok() const { return ok_; }
-
-private:
-    cpu_set_t saved_;
-    bool ok_ = false;
-};
-
 // The program shared by Row::shared rows, loaded on first use.
 Datapath* sharedDatapath()
 {
@@ -295,6 +273,18 @@ Datapath* sharedDatapath()
 }
 
 }  // namespace
+
+PinnedHere::PinnedHere()
+{
+    ok_ = pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_) == 0;
+    int cpu = sched_getcpu();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu < 0 ? 0 : cpu, &one);
+    ok_ = ok_ && pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
+}
+
+PinnedHere::~PinnedHere() { pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_); }
 
 TEST_P(BpfRow, Run)
 {

@@ -4,8 +4,6 @@
 // admit (only the LRU path does), never outlive a reset, an apply or the due
 // time, and never refuse a packet its entry's limit does not charge. Rows
 // run pinned to one CPU, so `.over(n)` sees the entries the steps wrote.
-#include <sched.h>
-
 #include "harness.h"
 
 namespace sluice::test {
@@ -21,13 +19,6 @@ Frame syn(const std::string& src = kA, size_t payload = 0)
 }
 Frame ack(const std::string& src = kA) { return Packet::v4(src, kServer4).tcp(40000, 80, tcpflag::Ack).build(); }
 Frame syn6(const std::string& src = kA6) { return Packet::v6(src, kServer6).tcp(40000, 80, tcpflag::Syn).build(); }
-
-Policy withBan(Policy p, uint64_t limitedPerDay, uint64_t banNs)
-{
-    p.banAfter = Limit{LimitKind::Packets, limitedPerDay, kDayNs, 0};
-    p.banNs = banNs;
-    return p;
-}
 
 std::vector<Row> overCacheRows()
 {
@@ -94,25 +85,6 @@ std::vector<Row> overCacheRows()
 
 INSTANTIATE_TEST_SUITE_P(OverCache, BpfRow, testing::ValuesIn(overCacheRows()), rowName);
 
-// Pins the calling thread to the CPU it is on, for the cache's per-CPU view.
-class PinHere {
-public:
-    PinHere()
-    {
-        ok_ = sched_getaffinity(0, sizeof(saved_), &saved_) == 0;
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
-        ok_ = ok_ && sched_setaffinity(0, sizeof(one), &one) == 0;
-    }
-    ~PinHere() { sched_setaffinity(0, sizeof(saved_), &saved_); }
-    bool ok() const { return ok_; }
-
-private:
-    cpu_set_t saved_;
-    bool ok_ = false;
-};
-
 // With real time: a source flooding at 1 unit per 40 ms is admitted exactly
 // when its unit is due. Each run's clock reading lies between the test's
 // reading before and after it, so: no admission less than an interval after
@@ -124,7 +96,7 @@ TEST(OverCache, RefusesUntilTheNextUnitIsDueAndNotLonger)
 {
     if (geteuid() != 0)
         GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
-    PinHere pin;
+    PinnedHere pin;
     ASSERT_TRUE(pin.ok());
     constexpr uint64_t kInterval = 40'000'000;  // 25 per second, burst 1
     constexpr uint64_t kRunNs = 600'000'000;
@@ -169,7 +141,7 @@ TEST(OverCache, OffLoadCachesNothing)
 {
     if (geteuid() != 0)
         GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
-    PinHere pin;
+    PinnedHere pin;
     ASSERT_TRUE(pin.ok());
     Datapath dp = Datapath::loadUnattached(4096, false);
     dp.install(Rules{{tcpPolicy("web", {port(80)}, {pkts(1)})}}.make());
