@@ -95,6 +95,27 @@ def summarise(rows):
     return cells
 
 
+def ns_ratio_rows(by, rxs, scs, first, value_key, ratio_key):
+    """Table lines: per receiver and scenario, median [min-max] of value_key
+    and, but for bare, the median [min-max] ratio of ratio_key."""
+    out = ["| " + first + " | " + " | ".join(SCENARIOS[s] for s in scs) + " |",
+           "|---|" + "---|" * len(scs)]
+    for rx in rxs:
+        row = []
+        for sc in scs:
+            c = by.get((rx, sc))
+            n, q = (c.get(value_key), c.get(ratio_key)) if c else (None, None)
+            if not n:
+                row.append("-")
+                continue
+            text = f"{n['median']:.0f} [{n['min']:.0f}-{n['max']:.0f}]"
+            if q and rx != "bare":
+                text += f"<br>{q['median']:.2f}x [{q['min']:.2f}-{q['max']:.2f}]"
+            row.append(text)
+        out.append(f"| {RECEIVERS[rx]} | " + " | ".join(row) + " |")
+    return out
+
+
 def table(cells, meta):
     rxs = [rx for rx in RECEIVERS if any(c["receiver"] == rx for c in cells)]
     scs = [sc for sc in SCENARIOS if any(c["scenario"] == sc for c in cells)]
@@ -110,21 +131,7 @@ def table(cells, meta):
                "and the median ratio to bare XDP_DROP on the same scenario in the same round "
                "[min-max of the ratios]:")
     out.append("")
-    out.append("| receiver | " + " | ".join(SCENARIOS[s] for s in scs) + " |")
-    out.append("|---|" + "---|" * len(scs))
-    for rx in rxs:
-        row = []
-        for sc in scs:
-            c = by.get((rx, sc))
-            if not c or not c["ns_per_packet"]:
-                row.append("-")
-                continue
-            n, q = c["ns_per_packet"], c["ratio_to_bare_drop"]
-            text = f"{n['median']:.0f} [{n['min']:.0f}-{n['max']:.0f}]"
-            if q and rx != "bare":
-                text += f"<br>{q['median']:.2f}x [{q['min']:.2f}-{q['max']:.2f}]"
-            row.append(text)
-        out.append(f"| {RECEIVERS[rx]} | " + " | ".join(row) + " |")
+    out += ns_ratio_rows(by, rxs, scs, "receiver", "ns_per_packet", "ratio_to_bare_drop")
     out.append("")
     out.append("What each measurement saw (medians): share of packets that reached the IP stack "
                "(UDP, nothing listening), generator rate, receiver NAPI thread busy:")
@@ -165,22 +172,7 @@ def table(cells, meta):
                    "round: the program's cost apart from the stack's. Stats add about two clock reads "
                    "to every run, bare's included, so these ratios understate the difference:")
         out.append("")
-        out.append("| program | " + " | ".join(SCENARIOS[s] for s in scs) + " |")
-        out.append("|---|" + "---|" * len(scs))
-        for rx in xdp:
-            row = []
-            for sc in scs:
-                c = by.get((rx, sc))
-                n = c and c.get("prog_ns_per_run")
-                q = c and c.get("prog_ratio_to_bare")
-                if not n:
-                    row.append("-")
-                    continue
-                text = f"{n['median']:.0f} [{n['min']:.0f}-{n['max']:.0f}]"
-                if q and rx != "bare":
-                    text += f"<br>{q['median']:.2f}x [{q['min']:.2f}-{q['max']:.2f}]"
-                row.append(text)
-            out.append(f"| {RECEIVERS[rx]} | " + " | ".join(row) + " |")
+        out += ns_ratio_rows(by, xdp, scs, "program", "prog_ns_per_run", "prog_ratio_to_bare")
         out.append("")
     out.append(f"Run: `{meta['command']}`, {meta['started']} to {meta['ended']}; "
                f"kernel {meta['kernel']}, {meta['cpu']}, {meta['cores']} cores; "
