@@ -11,10 +11,15 @@
 #include "lib/parse.h"
 #include "lib/gcra.h"
 #include "lib/admit.h"
+#include "lib/overcache.h"
 #include "lib/respond.h"
 #include "lib/rst.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set to 0 before load (Datapath::loadUnattached) to measure the data path
+ * without the over-limit cache (`make bench-prog` runs both). */
+const volatile __u32 sluice_over_cache = 1;
 
 /* The arrays userspace writes are mmapable: it fills a whole generation
  * with memory stores instead of a syscall per entry. */
@@ -79,6 +84,16 @@ struct {
 	__type(value, struct sluice_source_state);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_admit_mem SEC(".maps");
+
+/* The over-limit cache (lib/overcache.h). Per CPU, so a slot has one writer
+ * at a time and needs no atomics. Not pinned: it is only a cache, and a
+ * program loaded afresh starts with an empty one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_OVER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sluice_over_entry);
+} sluice_over SEC(".maps");
 
 /* Banned sources: key as in sluice_sources, value = banned-until ns. */
 struct {
@@ -344,27 +359,98 @@ static __always_inline void fleet_count(const struct sluice_source_key *key,
 			__sync_fetch_and_add(&fu->units[i], units[i]);
 }
 
+/* Policy p may use the over-limit cache: not with a ban, where every refused
+ * packet must charge the ban_after bucket in the source state, nor with
+ * fleet scope, where the fleet sync may lift a refusal at any time. */
+static __always_inline int over_usable(const struct sluice_policy *p)
+{
+	return sluice_over_cache && !p->ban_ns && p->scope == SLUICE_SCOPE_HOST;
+}
+
+/* This CPU's over-limit cache slot for `key`. Looked up where it is used,
+ * not held across the source lookup: a pointer live across that path would
+ * double the states the verifier walks there. */
+static __always_inline struct sluice_over_entry *
+over_entry(const struct sluice_source_key *key)
+{
+	__u32 slot = over_slot(key);
+
+	return bpf_map_lookup_elem(&sluice_over, &slot);
+}
+
+/* The cache holds a refusal of this packet: its source is refused by a limit
+ * that charges this packet, and that limit admits nothing before until_ns. */
+static __always_inline int over_cached(const struct sluice_over_entry *e,
+				       const struct sluice_source_key *key,
+				       __u32 epoch, __u64 now,
+				       const struct sluice_policy *p,
+				       const struct sluice_pkt *pkt, __u32 len)
+{
+	__u32 what = e->what;
+
+	if (what >= SLUICE_MAX_LIMITS || what >= p->nlimits)
+		return 0;
+	if (!over_hit(e, key, epoch, what, now))
+		return 0;
+	return gcra_units(p->limits[what].kind, pkt->is_syn, len) != 0;
+}
+
+/* Remember a refusal by limit `refused` until its next unit is due. The TAT
+ * is read again: another CPU may have charged it since, which only moves
+ * the due time later, as the bucket really is. Race: between a charge and
+ * its refund (a later limit refused that packet) another CPU may read a TAT
+ * one charge too far ahead and cache a due time up to that charge late; it
+ * errs towards admitting less, like the refund race in gcra.h. A refusal
+ * that was only lost contention (no unit due later) is not cached. */
+static __always_inline void over_remember(const struct sluice_source_key *key,
+					  __u32 epoch, __u64 now,
+					  const struct sluice_policy *p,
+					  const struct sluice_source_state *st,
+					  int refused)
+{
+	struct sluice_over_entry *e;
+	__u64 due;
+
+	if (refused < 0 || refused >= SLUICE_MAX_LIMITS)
+		return;
+	due = gcra_due_ns(&p->limits[refused], st->tat_ns[refused]);
+	if (due <= now)
+		return;
+	e = over_entry(key);
+	if (e)
+		over_put(e, key, epoch, refused, due);
+}
+
 /*
  * Charge a packet to its source's buckets under policy p. Returns 1 when
- * every limit admits it. Every charge reads the clock and the shared state:
- * whether a unit is due depends on the time since the last one, so no
- * per-CPU shortcut can admit a packet without both and stay exact.
+ * every limit admits it. Every admission reads the clock and the shared
+ * state: whether a unit is due depends on the time since the last one, so no
+ * per-CPU shortcut can admit a packet without both and stay exact. A refusal
+ * can be cached (lib/overcache.h): until its limit's next unit is due, the
+ * answer cannot change.
  */
 static __always_inline int charge_source(const struct sluice_policy *p,
 					 const struct sluice_pkt *pkt,
-					 __u32 len,
+					 __u32 len, __u32 epoch,
 					 struct sluice_source_state **stp)
 {
 	__u64 units[SLUICE_MAX_LIMITS], now;
 	struct sluice_source_state *st;
+	struct sluice_over_entry *over;
 	struct sluice_source_key key;
-	int probation, ok;
+	int probation, ok, refused;
 
 	/* A non-SYN under connections limits only: nothing to charge, no
 	 * state to create. */
 	if (!gcra_packet_units(p, pkt->is_syn, len, units))
 		return 1;
 	source_key(&key, p, pkt);
+	now = bpf_ktime_get_ns();
+	if (over_usable(p)) {
+		over = over_entry(&key);
+		if (over && over_cached(over, &key, epoch, now, p, pkt, len))
+			return 0;
+	}
 	st = source_state(&key, &probation);
 	*stp = st;
 	if (!st) {
@@ -373,9 +459,14 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		 * legitimate packet is worse than one unit over the limit. */
 		return 1;
 	}
-	now = bpf_ktime_get_ns();
 	if (p->scope != SLUICE_SCOPE_FLEET) {
-		ok = gcra_charge_units(st, p, units, now) == SLUICE_ADMIT;
+		refused = gcra_charge_units(st, p, units, now);
+		ok = refused == SLUICE_ADMIT;
+		/* over_usable() again rather than a flag kept from above: a
+		 * flag live across source_state() doubles the verifier's
+		 * states there. */
+		if (!ok && over_usable(p))
+			over_remember(&key, epoch, now, p, st, refused);
 	} else if (fleet_over(&key, now)) {
 		/* Over the fleet limit: refused before the local buckets,
 		 * which keep their units for when the fleet admits the
@@ -392,19 +483,32 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 }
 
 /* A source is banned under p until the ns stored in sluice_bans. An expired
- * ban is removed on sight. */
+ * ban is removed on sight. A ban found there is cached until it ends
+ * (lib/overcache.h), so the packets of a banned flood skip the LRU lookup. */
 static __always_inline int source_banned(const struct sluice_policy *p,
-					 const struct sluice_pkt *pkt)
+					 const struct sluice_pkt *pkt, __u32 epoch)
 {
+	struct sluice_over_entry *over = NULL;
 	struct sluice_source_key key;
-	__u64 *until;
+	__u64 *until, now;
+	__u32 slot;
 
 	source_key(&key, p, pkt);
+	now = bpf_ktime_get_ns();
+	if (sluice_over_cache) {
+		slot = over_slot(&key);
+		over = bpf_map_lookup_elem(&sluice_over, &slot);
+		if (over && over_hit(over, &key, epoch, SLUICE_OVER_BANNED, now))
+			return 1;
+	}
 	until = bpf_map_lookup_elem(&sluice_bans, &key);
 	if (!until)
 		return 0;
-	if (*until > bpf_ktime_get_ns())
+	if (*until > now) {
+		if (over)
+			over_put(over, &key, epoch, SLUICE_OVER_BANNED, *until);
 		return 1;
+	}
 	bpf_map_delete_elem(&sluice_bans, &key);
 	return 0;
 }
@@ -587,7 +691,7 @@ int sluice_xdp(struct xdp_md *ctx)
 	const struct sluice_policy *policy;
 	struct sluice_source_state *st = NULL;
 	struct sluice_config *cfg;
-	__u32 zero = 0, gen, flags, slot = SLUICE_SLOT_NONE, key, verdict;
+	__u32 zero = 0, gen, flags, slot = SLUICE_SLOT_NONE, key, verdict, epoch;
 	__u32 list = 0;
 	int rc;
 
@@ -603,6 +707,13 @@ int sluice_xdp(struct xdp_md *ctx)
 	/* Userspace flips active_gen with one atomic store (sluice_abi.h). */
 	gen = *(volatile __u32 *)&cfg->active_gen & 1;
 	flags = cfg->gen[gen].flags;
+	/* Read before any source state: userspace deletes the state of a reset
+	 * source first and bumps the epoch after, so an entry cached from the
+	 * old state carries the old epoch. Race: on a CPU that reorders loads,
+	 * this read may see the new epoch and a later lookup the old state; the
+	 * entry written then holds the reset source for at most one interval
+	 * of its limit (x86 does not reorder loads). */
+	epoch = *(volatile __u32 *)&cfg->cache_epoch;
 
 	if (pkt.frag == FRAG_LATER) {
 		struct sluice_frag_key fk = {};
@@ -656,11 +767,11 @@ int sluice_xdp(struct xdp_md *ctx)
 	if (!policy || !policy->nlimits)
 		goto out;
 	/* A banned source costs one lookup and touches nothing else. */
-	if (policy->ban_ns && source_banned(policy, &pkt)) {
+	if (policy->ban_ns && source_banned(policy, &pkt, epoch)) {
 		verdict = SLUICE_VERDICT_BANNED;
 		goto out;
 	}
-	if (!charge_source(policy, &pkt, len, &st)) {
+	if (!charge_source(policy, &pkt, len, epoch, &st)) {
 		if (policy->action == SLUICE_ACTION_MONITOR) {
 			verdict = SLUICE_VERDICT_MONITORED;
 			goto out;

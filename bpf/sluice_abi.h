@@ -17,8 +17,11 @@
 #define SLUICE_GENERATIONS	2
 #define SLUICE_MAX_LIMITS	4
 /* Policy slots per generation. Slot 0 is "no policy": it carries the
- * counters of traffic that matched none. */
-#define SLUICE_MAX_POLICIES	1024
+ * counters of traffic that matched none, so 16383 policies fit. Memory that
+ * scales with it: sluice_policies 2 x 16384 x 352 B = 11 MiB, sluice_stats
+ * 16384 x 13 verdicts x 16 B = 3.3 MiB per possible CPU, sluice_redirect
+ * 2 x 16384 device slots. */
+#define SLUICE_MAX_POLICIES	16384
 #define SLUICE_SLOT_NONE	0
 
 #define SLUICE_PORTS		65536
@@ -122,7 +125,9 @@ struct sluice_gen_info {
 /* Map sluice_config: one mmapable array entry. */
 struct sluice_config {
 	__u32 active_gen;		/* 0 or 1; written with one atomic store */
-	__u32 pad;
+	__u32 cache_epoch;		/* bumped by userspace after a reset or an
+					 * apply: entries of sluice_over written
+					 * under another epoch are ignored */
 	struct sluice_gen_info gen[SLUICE_GENERATIONS];
 };
 
@@ -204,6 +209,22 @@ static inline __u32 sluice_probation_entries(__u32 max_sources)
 
 	return n < SLUICE_MIN_PROBATION ? SLUICE_MIN_PROBATION : n;
 }
+
+/* Map sluice_over: per-CPU array of SLUICE_OVER_SLOTS, direct-mapped by a
+ * hash of the source key (bpf/lib/overcache.h): "refused by limit `what`
+ * until until_ns" or, with what = SLUICE_OVER_BANNED, "banned until". Lets a
+ * flooding source be dropped without the per-source LRU lookup. A power of
+ * two: the slot is a hash masked by SLUICE_OVER_SLOTS - 1. */
+#define SLUICE_OVER_SLOTS		1024
+#define SLUICE_OVER_BANNED		SLUICE_MAX_LIMITS
+
+struct sluice_over_entry {
+	struct sluice_source_key key;
+	__u32 epoch;			/* sluice_config.cache_epoch when written */
+	__u64 until_ns;			/* bpf_ktime_get_ns; refused before it */
+	__u32 what;			/* limit index, or SLUICE_OVER_BANNED */
+	__u32 pad;
+};
 
 /* Map sluice_bans: LRU hash, SLUICE_MAX_BANS entries, key = the source's
  * struct sluice_source_key, value = __u64 banned-until (bpf_ktime_get_ns). */

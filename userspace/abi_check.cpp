@@ -13,6 +13,7 @@ namespace sluice {
 static_assert(sizeof(sluice_config) == 24);
 static_assert(offsetof(sluice_config, active_gen) == 0);
 static_assert(offsetof(sluice_config, gen) == 8);
+static_assert(offsetof(sluice_config, cache_epoch) == 4);
 static_assert(sizeof(sluice_gen_info) == 8);
 
 static_assert(sizeof(sluice_limit) == 48);
@@ -42,6 +43,13 @@ static_assert(offsetof(sluice_source_key, addr) == 4);
 static_assert(sizeof(sluice_source_state) == 8 * SLUICE_MAX_LIMITS + 8);
 static_assert(offsetof(sluice_source_state, ban_tat_ns) == 8 * SLUICE_MAX_LIMITS);
 
+static_assert(sizeof(sluice_over_entry) == 40);
+static_assert(offsetof(sluice_over_entry, epoch) == 20);
+static_assert(offsetof(sluice_over_entry, until_ns) == 24);
+static_assert(offsetof(sluice_over_entry, what) == 32);
+// over_slot() masks by SLUICE_OVER_SLOTS - 1.
+static_assert((SLUICE_OVER_SLOTS & (SLUICE_OVER_SLOTS - 1)) == 0);
+static_assert(SLUICE_OVER_BANNED >= SLUICE_MAX_LIMITS);
 static_assert(sizeof(sluice_fleet_units) == 8 * SLUICE_MAX_LIMITS);
 static_assert(SLUICE_SCOPE_HOST == 0 && SLUICE_SCOPE_FLEET == 1);
 static_assert(SLUICE_MAX_FLEET_OVER <= SLUICE_MAX_FLEET_SOURCES);
@@ -60,6 +68,8 @@ static_assert(sizeof(sluice_frag_state) == 8);
 static_assert(sizeof(sluice_counter) == 16);
 
 static_assert(SLUICE_PORT_ENTRIES == 2 * 2 * 65536);
+// Issue #4: a config of 10,000 policies applies (slot 0 is "no policy").
+static_assert(SLUICE_MAX_POLICIES - 1 >= 10000);
 static_assert(SLUICE_STATS_ENTRIES == SLUICE_MAX_POLICIES * SLUICE_VERDICT_COUNT);
 static_assert(SLUICE_VERDICT_REJECTED == 8 && SLUICE_VERDICT_REDIRECTED == 9 &&
               SLUICE_VERDICT_BANNED == 10 && SLUICE_VERDICT_RESPONDED == 11 &&

@@ -21,6 +21,7 @@
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <set>
 #include <utility>
 
 #include <bpf/bpf.h>
@@ -404,6 +405,9 @@ struct Datapath::Impl {
 
     sluice_config* cfg() const { return config.as<sluice_config>(); }
     uint32_t activeGen() const { return __atomic_load_n(&cfg()->active_gen, __ATOMIC_ACQUIRE) & 1; }
+    // After source state was removed or a generation flipped: every entry
+    // of the data path's over-limit cache (map sluice_over) goes stale.
+    void bumpCacheEpoch() const { __atomic_fetch_add(&cfg()->cache_epoch, 1, __ATOMIC_SEQ_CST); }
 
     uint32_t& portSlot(uint32_t key) const
     {
@@ -487,11 +491,12 @@ std::string loadFailure(const std::string& what, int err, const LogCapture& log,
 
 }  // namespace
 
-Datapath Datapath::loadUnattached(uint32_t maxSources)
+Datapath Datapath::loadUnattached(uint32_t maxSources, bool overCache)
 {
     LogCapture log;
     auto impl = std::make_unique<Impl>();
     impl->skel = openSkeleton(nullptr, maxSources);
+    impl->skel->rodata->sluice_over_cache = overCache ? 1 : 0;
     bpf_map* map;
     bpf_object__for_each_map(map, impl->skel->obj) {
         int err = bpf_map__set_pin_path(map, nullptr);
@@ -766,19 +771,24 @@ void Datapath::install(const Ruleset& input)
     writeEntries(fd4, compiled.lists4, next);
     writeEntries(fd6, compiled.lists6, next);
 
-    // A name new to this generation starts its counters at zero.
-    std::vector<sluice_counter> zeros(impl_->ncpus);
-    int statsFd = impl_->mapFd("sluice_stats");
+    // A name new to this generation starts its counters at zero: one batch
+    // update for all of them (10k new policies are 130k counters).
+    std::set<uint32_t> previousSlots;
+    for (const auto& ip : previous)
+        previousSlots.insert(ip.slot);
+    std::vector<uint32_t> statKeys;
     for (const auto& p : compiled.policies) {
-        bool kept = std::any_of(previous.begin(), previous.end(),
-                                [&](const InstalledPolicy& ip) { return ip.slot == p.slot; });
-        if (kept)
+        if (previousSlots.count(p.slot))
             continue;
-        for (uint32_t v = 0; v < SLUICE_VERDICT_COUNT; v++) {
-            uint32_t key = p.slot * SLUICE_VERDICT_COUNT + v;
-            if (int err = bpf_map_update_elem(statsFd, &key, zeros.data(), BPF_ANY))
-                throwSys("cannot reset counters", err);
-        }
+        for (uint32_t v = 0; v < SLUICE_VERDICT_COUNT; v++)
+            statKeys.push_back(p.slot * SLUICE_VERDICT_COUNT + v);
+    }
+    if (!statKeys.empty()) {
+        std::vector<sluice_counter> zeros(statKeys.size() * size_t(impl_->ncpus));
+        uint32_t n = static_cast<uint32_t>(statKeys.size());
+        if (int err = bpf_map_update_batch(impl_->mapFd("sluice_stats"), statKeys.data(), zeros.data(), &n,
+                                           nullptr))
+            throwSys("cannot reset counters", err);
     }
 
     sluice_config* cfg = impl_->cfg();
@@ -786,6 +796,7 @@ void Datapath::install(const Ruleset& input)
     cfg->gen[next].policies = static_cast<uint32_t>(compiled.policies.size());
     // The flip: one aligned 32-bit store, after everything above is visible.
     __atomic_store_n(&cfg->active_gen, next, __ATOMIC_RELEASE);
+    impl_->bumpCacheEpoch();
 }
 
 Ruleset Datapath::installed() const
@@ -1002,6 +1013,7 @@ size_t Datapath::resetSource(const Address& addr)
         bpf_map_delete_elem(impl_->mapFd("sluice_fleet_over"), &key);
         bpf_map_delete_elem(impl_->mapFd("sluice_fleet_units"), &key);
     }
+    impl_->bumpCacheEpoch();
     return removed;
 }
 
@@ -1030,6 +1042,7 @@ size_t Datapath::resetAll()
     const uint32_t empty = 0;
     for (uint32_t slot = 0; slot < SLUICE_ADMIT_SLOTS; slot++)
         bpf_map_update_elem(impl_->mapFd("sluice_admit_fp"), &slot, &empty, BPF_ANY);
+    impl_->bumpCacheEpoch();
     return removed;
 }
 

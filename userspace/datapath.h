@@ -92,8 +92,10 @@ public:
     // Opens the live maps of an attached interface from its pins.
     static Datapath open(const std::string& iface);
 
-    // Loads without attaching or pinning: for BPF_PROG_TEST_RUN.
-    static Datapath loadUnattached(uint32_t maxSources = 4096);
+    // Loads without attaching or pinning: for BPF_PROG_TEST_RUN. overCache
+    // false turns the over-limit cache off (bpf/lib/overcache.h), so
+    // `make bench-prog` can measure with and without it in one run.
+    static Datapath loadUnattached(uint32_t maxSources = 4096, bool overCache = true);
 
     // Detaches sluice from IFACE and removes its pins. Throws if nothing is
     // attached or pinned there. When IFACE is not visible in this network

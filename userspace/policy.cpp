@@ -281,9 +281,12 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
 
     // New names take slots the previous generation did not use, so their
     // counters start from zero; only when those run out are old ones reused.
+    // Slots are only taken during one compile, so each pass resumes where it
+    // stopped: linear in the slots, not quadratic (10k policies).
+    uint32_t cursor[2] = {1, 1};
     auto freeSlot = [&]() -> uint32_t {
         for (int pass = 0; pass < 2; pass++)
-            for (uint32_t s = 1; s < SLUICE_MAX_POLICIES; s++)
+            for (uint32_t& s = cursor[pass]; s < SLUICE_MAX_POLICIES; s++)
                 if (!usedSlots.count(s) && (pass == 1 || !prevSlots.count(s)))
                     return s;
         throwUsage("no free policy slot");

@@ -47,14 +47,24 @@ def summarise(rows):
     for r in rows:
         v = r["run_ns"] / r["packets"] if r["packets"] else float("nan")
         ns[(r["receiver"], r["scenario"], r["round"])] = v
+    # The XDP program's own ns per run (BPF stats window), where recorded.
+    prog = {}
+    for r in rows:
+        p = r.get("prog")
+        if p and p.get("run_cnt"):
+            prog[(r["receiver"], r["scenario"], r["round"])] = p["run_time_ns"] / p["run_cnt"]
     cells = []
     keys = sorted({(r["receiver"], r["scenario"]) for r in rows},
                   key=lambda k: (list(RECEIVERS).index(k[0]) if k[0] in RECEIVERS else 99,
                                  list(SCENARIOS).index(k[1]) if k[1] in SCENARIOS else 99))
     for rx, sc in keys:
         mine = [r for r in rows if r["receiver"] == rx and r["scenario"] == sc]
-        ratios, above_pass = [], []
+        ratios, above_pass, prog_ratios = [], [], []
         for r in mine:
+            mine_prog = prog.get((rx, sc, r["round"]))
+            base_prog = prog.get(("bare", sc, r["round"]))
+            if mine_prog is not None and base_prog:
+                prog_ratios.append(mine_prog / base_prog)
             base = ns.get(("bare", sc, r["round"]))
             if base and not math.isnan(base):
                 ratios.append(ns[(rx, sc, r["round"])] / base)
@@ -67,6 +77,9 @@ def summarise(rows):
             "ns_per_packet": spread([ns[(rx, sc, r["round"])] for r in mine]),
             "ratio_to_bare_drop": spread(ratios),
             "ns_above_xdp_pass": spread(above_pass),
+            "prog_ns_per_run": spread([prog[(rx, sc, r["round"])] for r in mine
+                                       if (rx, sc, r["round"]) in prog]),
+            "prog_ratio_to_bare": spread(prog_ratios),
             "packets_median": statistics.median(r["packets"] for r in mine),
             "to_stack_pct_median": statistics.median(
                 100 * r["to_stack"] / r["packets"] if r["packets"] else 0 for r in mine),
@@ -80,6 +93,27 @@ def summarise(rows):
             "rounds": len(mine),
         })
     return cells
+
+
+def ns_ratio_rows(by, rxs, scs, first, value_key, ratio_key):
+    """Table lines: per receiver and scenario, median [min-max] of value_key
+    and, but for bare, the median [min-max] ratio of ratio_key."""
+    out = ["| " + first + " | " + " | ".join(SCENARIOS[s] for s in scs) + " |",
+           "|---|" + "---|" * len(scs)]
+    for rx in rxs:
+        row = []
+        for sc in scs:
+            c = by.get((rx, sc))
+            n, q = (c.get(value_key), c.get(ratio_key)) if c else (None, None)
+            if not n:
+                row.append("-")
+                continue
+            text = f"{n['median']:.0f} [{n['min']:.0f}-{n['max']:.0f}]"
+            if q and rx != "bare":
+                text += f"<br>{q['median']:.2f}x [{q['min']:.2f}-{q['max']:.2f}]"
+            row.append(text)
+        out.append(f"| {RECEIVERS[rx]} | " + " | ".join(row) + " |")
+    return out
 
 
 def table(cells, meta):
@@ -97,21 +131,7 @@ def table(cells, meta):
                "and the median ratio to bare XDP_DROP on the same scenario in the same round "
                "[min-max of the ratios]:")
     out.append("")
-    out.append("| receiver | " + " | ".join(SCENARIOS[s] for s in scs) + " |")
-    out.append("|---|" + "---|" * len(scs))
-    for rx in rxs:
-        row = []
-        for sc in scs:
-            c = by.get((rx, sc))
-            if not c or not c["ns_per_packet"]:
-                row.append("-")
-                continue
-            n, q = c["ns_per_packet"], c["ratio_to_bare_drop"]
-            text = f"{n['median']:.0f} [{n['min']:.0f}-{n['max']:.0f}]"
-            if q and rx != "bare":
-                text += f"<br>{q['median']:.2f}x [{q['min']:.2f}-{q['max']:.2f}]"
-            row.append(text)
-        out.append(f"| {RECEIVERS[rx]} | " + " | ".join(row) + " |")
+    out += ns_ratio_rows(by, rxs, scs, "receiver", "ns_per_packet", "ratio_to_bare_drop")
     out.append("")
     out.append("What each measurement saw (medians): share of packets that reached the IP stack "
                "(UDP, nothing listening), generator rate, receiver NAPI thread busy:")
@@ -144,6 +164,16 @@ def table(cells, meta):
             row.append(f"{d['median']:+.0f} [{d['min']:+.0f}..{d['max']:+.0f}]" if d else "-")
         out.append(f"| {RECEIVERS[rx]} | " + " | ".join(row) + " |")
     out.append("")
+    xdp = [rx for rx in rxs if rx in ("bare", "parse", "pass", "sluice")]
+    if any(by.get((rx, sc), {}).get("prog_ns_per_run") for rx in xdp for sc in scs):
+        out.append("The XDP program's own run time per packet (BPF stats: run_time_ns / run_cnt, in a "
+                   f"second window of {meta.get('prog_s', '?')} s of the same traffic with stats on), "
+                   "median [min-max], and the median ratio to bare XDP_DROP's program in the same "
+                   "round: the program's cost apart from the stack's. Stats add about two clock reads "
+                   "to every run, bare's included, so these ratios understate the difference:")
+        out.append("")
+        out += ns_ratio_rows(by, xdp, scs, "program", "prog_ns_per_run", "prog_ratio_to_bare")
+        out.append("")
     out.append(f"Run: `{meta['command']}`, {meta['started']} to {meta['ended']}; "
                f"kernel {meta['kernel']}, {meta['cpu']}, {meta['cores']} cores; "
                f"{meta['measure_s']} s per measurement after {meta['warmup_s']} s of warm-up; "

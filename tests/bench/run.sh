@@ -38,8 +38,13 @@
 # Every round measures every receiver on every scenario, receivers in a
 # rotated order; each measurement follows a warm-up of the same traffic.
 # Ratios are to bare XDP_DROP on the same scenario in the same round.
+# After each measurement, a second window of the same traffic (--prog-seconds)
+# runs with BPF run-time stats on (tests/bench/prog_stats.py) and records the
+# receiver's XDP program's own run time per packet (run_time_ns / run_cnt):
+# the program's cost apart from the stack's, for bare, parse, pass and sluice.
+# It is a window of its own because stats add clock reads to every run.
 #
-# Usage: tests/bench/run.sh [--quick] [--rounds N] [--seconds S] [--warmup S]
+# Usage: tests/bench/run.sh [--quick] [--rounds N] [--seconds S] [--warmup S] [--prog-seconds S]
 #                           [--receivers "bare pass ..."] [--scenarios "..."]
 #                           [--markdown FILE | --no-markdown]
 #   make bench-quick   3 rounds of 0.3 s (< 2 min); table printed, BENCHMARKS.md untouched
@@ -64,6 +69,7 @@ RX_CPU=${RX_CPU:-1}     # the receiver's NAPI kthread runs here
 ROUNDS=7
 MEASURE_S=2
 WARMUP_S=0.5
+PROG_S=0.5
 QUICK=0
 RECEIVERS="bare parse pass sluice nft ipt"
 SCENARIOS="flood1 within over100 src1k rand16m nopolicy"
@@ -72,10 +78,11 @@ ARGS="$*"
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1; ROUNDS=3; MEASURE_S=0.3; WARMUP_S=0.1; MARKDOWN="" ;;
+        --quick) QUICK=1; ROUNDS=3; MEASURE_S=0.3; WARMUP_S=0.1; PROG_S=0.2; MARKDOWN="" ;;
         --rounds) ROUNDS=$2; shift ;;
         --seconds) MEASURE_S=$2; shift ;;
         --warmup) WARMUP_S=$2; shift ;;
+        --prog-seconds) PROG_S=$2; shift ;;
         --receivers) RECEIVERS=$2; shift ;;
         --scenarios) SCENARIOS=$2; shift ;;
         --markdown) MARKDOWN=$2; shift ;;
@@ -93,7 +100,7 @@ fi
 for f in "$FLOOD" "$SLUICE" "$STUBS"; do
     [ -e "$f" ] || { echo "run.sh: $f is missing: run make bench / make bench-quick" >&2; exit 2; }
 done
-for tool in nft iptables ip6tables ethtool nsenter taskset python3; do
+for tool in nft iptables ip6tables ethtool nsenter taskset python3 bpftool; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed (make deps)" >&2; exit 2; }
 done
 if [ "$(nproc)" -lt 2 ]; then
@@ -276,17 +283,18 @@ scenario() {
     esac
 }
 
-# flood SECONDS [extra args]: bounded by the duration and by a count no
-# generator here can reach in it (10M frames/s).
-flood() {
+# flood_cmd SECONDS [extra args]: sets FLOOD_CMD, a flood bounded by the
+# duration and by a count no generator here can reach in it (10M frames/s).
+flood_cmd() {
     local secs=$1
     shift
     local count
     count=$(awk -v s="$secs" 'BEGIN { n = int(s * 10000000); print (n < 1000 ? 1000 : n) }')
-    taskset -c "$GEN_CPU" "$FLOOD" --netns "$GNS" --dev "$GIF" --dst-mac "$RMAC" --dst "$DST" \
-        "${SRC_ARGS[@]}" --dport "$PORT" --size 64 --count "$count" --duration "${secs}s" \
-        --rate "$RATE" "$@"
+    FLOOD_CMD=(taskset -c "$GEN_CPU" "$FLOOD" --netns "$GNS" --dev "$GIF" --dst-mac "$RMAC" --dst "$DST"
+        "${SRC_ARGS[@]}" --dport "$PORT" --size 64 --count "$count" --duration "${secs}s"
+        --rate "$RATE" "$@")
 }
+flood() { flood_cmd "$@"; "${FLOOD_CMD[@]}"; }
 
 xdp_packets() { in_rx ethtool -S "$RIF" | awk '$1 ~ /^rx_queue_[0-9]+_xdp_packets:$/ { n += $2 } END { print n + 0 }'; }
 run_ns() { awk '{ print $1 }' "/proc/$NAPI_PID/schedstat"; }
@@ -308,15 +316,24 @@ measure() {
     gen=$(flood "$MEASURE_S" --json)
     sleep 0.05   # let NAPI drain the ring
     s1=$(run_ns); t1=$(date +%s%N); p1=$(xdp_packets); k1=$(stack_udp)
-    printf '{"round": %d, "receiver": "%s", "scenario": "%s", "run_ns": %d, "wall_ns": %d, "packets": %d, "to_stack": %d, "generator": %s}\n' \
-        "$round" "$rx" "$sc" $((s1 - s0)) $((t1 - t0)) $((p1 - p0)) $((k1 - k0)) "$gen" >>"$OUT/raw.jsonl"
+    # The XDP program's own run time per packet, BPF stats on, same traffic.
+    local prog
+    flood_cmd "$PROG_S"
+    prog=$(python3 tests/bench/prog_stats.py --netns "$RNS" --dev "$RIF" -- "${FLOOD_CMD[@]}")
+    sleep 0.05
+    printf '{"round": %d, "receiver": "%s", "scenario": "%s", "run_ns": %d, "wall_ns": %d, "packets": %d, "to_stack": %d, "generator": %s, "prog": %s}\n' \
+        "$round" "$rx" "$sc" $((s1 - s0)) $((t1 - t0)) $((p1 - p0)) $((k1 - k0)) "$gen" "$prog" >>"$OUT/raw.jsonl"
     local gen_pps gen_s
     gen_pps=$(sed -n 's/.*"pps": \([0-9.]*\).*/\1/p' <<<"$gen")
     gen_s=$(sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p' <<<"$gen")
+    local prog_t prog_c
+    prog_t=$(sed -n 's/.*"run_time_ns": \([0-9]*\).*/\1/p' <<<"$prog")
+    prog_c=$(sed -n 's/.*"run_cnt": \([0-9]*\).*/\1/p' <<<"$prog")
     awk -v r="$round" -v rx="$rx" -v sc="$sc" -v run=$((s1 - s0)) -v p=$((p1 - p0)) \
-        -v k=$((k1 - k0)) -v pps="$gen_pps" -v secs="$gen_s" 'BEGIN {
-        printf "  round %d  %-7s %-9s %8.1f ns/pkt %9d pkts %5.1f%% to stack  gen %5.2f Mpps  rx busy %3.0f%%\n",
-            r, rx, sc, p ? run / p : 0, p, p ? 100 * k / p : 0, pps / 1e6, secs ? 100 * run / (secs * 1e9) : 0 }'
+        -v k=$((k1 - k0)) -v pps="$gen_pps" -v secs="$gen_s" -v pt="$prog_t" -v pc="$prog_c" 'BEGIN {
+        printf "  round %d  %-7s %-9s %8.1f ns/pkt %9d pkts %5.1f%% to stack  gen %5.2f Mpps  rx busy %3.0f%%  prog %6.1f ns/run\n",
+            r, rx, sc, p ? run / p : 0, p, p ? 100 * k / p : 0, pps / 1e6, secs ? 100 * run / (secs * 1e9) : 0,
+            pc ? pt / pc : 0 }'
 }
 
 # ---------------------------------------------------------------- main
@@ -366,7 +383,7 @@ meta = {
     "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
     "mitigations": out("cat", "/sys/devices/system/cpu/vulnerabilities/spectre_v2"),
     "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
-    "rounds": $ROUNDS, "measure_s": $MEASURE_S, "warmup_s": $WARMUP_S,
+    "rounds": $ROUNDS, "measure_s": $MEASURE_S, "warmup_s": $WARMUP_S, "prog_s": $PROG_S,
     "gen_cpu": $GEN_CPU, "rx_cpu": $RX_CPU,
     "receivers": "$RECEIVERS".split(), "scenarios": "$SCENARIOS".split(),
     "nft": out("nft", "--version"), "iptables": out("iptables", "--version"),

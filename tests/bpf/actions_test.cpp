@@ -23,13 +23,6 @@ Frame syn6(const std::string& src, uint16_t dport = 80, size_t payload = 0)
 Frame ack4(const std::string& src) { return Packet::v4(src, kServer4).tcp(40000, 80).build(); }
 Frame ack6(const std::string& src) { return Packet::v6(src, kServer6).tcp(40001, 80).build(); }
 
-Policy withBan(Policy p, uint64_t limitedPerDay, uint64_t banNs)
-{
-    p.banAfter = Limit{LimitKind::Packets, limitedPerDay, kDayNs, 0};
-    p.banNs = banNs;
-    return p;
-}
-
 Policy redirectTo(Policy p, std::string iface)
 {
     p.action = Action::Redirect;

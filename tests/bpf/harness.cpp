@@ -5,6 +5,7 @@
 #include "unique_fd.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -178,6 +179,31 @@ namespace {
 using CounterKey = std::pair<std::string, uint32_t>;  // (policy, verdict)
 using Counters = std::map<CounterKey, sluice_counter>;
 
+}  // namespace
+
+size_t liveOverEntries(const Datapath& dp)
+{
+    uint32_t zero = 0;
+    sluice_config cfg{};
+    if (int err = bpf_map_lookup_elem(dp.mapFd("sluice_config"), &zero, &cfg))
+        throwSys("cannot read sluice_config", err);
+    int ncpus = libbpf_num_possible_cpus(), cpu = sched_getcpu();
+    if (ncpus <= 0 || cpu < 0 || cpu >= ncpus)
+        throwSys("cannot tell this CPU among the possible ones", -EINVAL);
+    std::vector<sluice_over_entry> percpu(static_cast<size_t>(ncpus));
+    const uint64_t now = Datapath::nowNs();
+    size_t live = 0;
+    for (uint32_t slot = 0; slot < SLUICE_OVER_SLOTS; slot++) {
+        if (int err = bpf_map_lookup_elem(dp.mapFd("sluice_over"), &slot, percpu.data()))
+            throwSys("cannot read sluice_over", err);
+        const sluice_over_entry& e = percpu[static_cast<size_t>(cpu)];
+        live += e.epoch == cfg.cache_epoch && e.until_ns > now;
+    }
+    return live;
+}
+
+namespace {
+
 Counters snapshot(const Datapath& dp)
 {
     Counters out;
@@ -237,28 +263,6 @@ void checkRemaining(const Datapath& dp, const Remaining& r)
     }
 }
 
-// Keeps the calling thread on the CPU it is on while alive: the data path
-// keeps per-CPU state (counters), and a thread that
-// migrated between two test runs would see another CPU's.
-class PinnedHere {
-public:
-    PinnedHere()
-    {
-        ok_ = pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_) == 0;
-        int cpu = sched_getcpu();
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpu < 0 ? 0 : cpu, &one);
-        ok_ = ok_ && pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
-    }
-    ~PinnedHere() { pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_); }
-    bool ok() const { return ok_; }
-
-private:
-    cpu_set_t saved_;
-    bool ok_ = false;
-};
-
 // The program shared by Row::shared rows, loaded on first use.
 Datapath* sharedDatapath()
 {
@@ -269,6 +273,18 @@ Datapath* sharedDatapath()
 }
 
 }  // namespace
+
+PinnedHere::PinnedHere()
+{
+    ok_ = pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_) == 0;
+    int cpu = sched_getcpu();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu < 0 ? 0 : cpu, &one);
+    ok_ = ok_ && pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
+}
+
+PinnedHere::~PinnedHere() { pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_); }
 
 TEST_P(BpfRow, Run)
 {
@@ -372,6 +388,9 @@ TEST_P(BpfRow, Run)
             Flow flow{Address::parse(f.src), f.sport, Address::parse(f.dst), f.dport};
             EXPECT_EQ(dp->respondedConnection(flow).has_value(), f.handed)
                 << f.src << ":" << f.sport << " -> " << f.dst << ":" << f.dport;
+        }
+        if (s.overEntries) {
+            EXPECT_EQ(liveOverEntries(*dp), *s.overEntries) << "live over-limit cache entries on this CPU";
         }
         for (const auto& b : s.banChecks) {
             SCOPED_TRACE("ban of " + b.addr + " under " + b.policy);

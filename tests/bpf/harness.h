@@ -12,6 +12,7 @@
 #pragma once
 
 #include <linux/bpf.h>
+#include <sched.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -37,6 +38,14 @@ inline constexpr uint64_t kAny = UINT64_MAX;
 inline Limit conns(uint64_t n) { return {LimitKind::Connections, n, kDayNs, 0}; }
 inline Limit pkts(uint64_t n) { return {LimitKind::Packets, n, kDayNs, 0}; }
 inline Limit bytes(uint64_t n) { return {LimitKind::Bytes, n, kDayNs, 0}; }
+
+// A ban after `limitedPerDay` limited units a day, for banNs.
+inline Policy withBan(Policy p, uint64_t limitedPerDay, uint64_t banNs)
+{
+    p.banAfter = Limit{LimitKind::Packets, limitedPerDay, kDayNs, 0};
+    p.banNs = banNs;
+    return p;
+}
 
 inline PortRange port(uint16_t p) { return {p, p}; }
 inline PortRange ports(uint16_t first, uint16_t last) { return {first, last}; }
@@ -118,6 +127,15 @@ struct Step {
         bool handed;
     };
     std::vector<FlowCheck> flowChecks;
+    // After the frame: live entries of the over-limit cache (map sluice_over)
+    // on this CPU (rows run pinned to one): written under the current
+    // epoch, not yet run out.
+    std::optional<size_t> overEntries;
+    Step& over(size_t n)
+    {
+        overEntries = n;
+        return *this;
+    }
     Step& handed(std::string src, uint16_t sport, std::string dst, uint16_t dport, bool yes = true)
     {
         flowChecks.push_back({std::move(src), sport, std::move(dst), dport, yes});
@@ -254,12 +272,31 @@ std::string rowName(const testing::TestParamInfo<Row>& info);
 
 class BpfRow : public testing::TestWithParam<Row> {};
 
+// Keeps the calling thread on the CPU it is on while alive: the data path
+// keeps per-CPU state (counters, the over-limit cache), and a thread that
+// migrated between two test runs would see another CPU's.
+class PinnedHere {
+public:
+    PinnedHere();
+    ~PinnedHere();
+    bool ok() const { return ok_; }
+
+private:
+    cpu_set_t saved_;
+    bool ok_ = false;
+};
+
 // Runs one frame through the program: the kernel's return (0 or -errno), the
 // XDP action in *action and the frame as the program left it in *out.
 int testRun(int progFd, const Frame& frame, uint32_t* action,
             std::vector<uint8_t>* out = nullptr);
 
 std::string verdictText(uint32_t verdict);
+
+// Entries of the over-limit cache on the calling CPU that the data path
+// would still use: written under sluice_config's current cache_epoch, and
+// until_ns not yet reached.
+size_t liveOverEntries(const Datapath& dp);
 
 // Checks (gtest assertions) that `out` is the RST+ACK refusing the TCP SYN
 // `in`: MACs, addresses and ports swapped, VLAN tags kept, seq 0, ack = ISN

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -17,6 +18,7 @@
 extern "C" {
 #include "sluice_abi.h"
 #include "lib/gcra.h"
+#include "lib/overcache.h"
 }
 
 namespace sluice {
@@ -809,6 +811,58 @@ TEST(GcraConcurrency, StackedLimitsRefundExactly)
             ASSERT_EQ(st.tat_ns[0], kT0 + burst * loose.interval_ns);
             ASSERT_EQ(st.tat_ns[1], kT0 + burst * tight.interval_ns);
         }
+    }
+}
+
+// The over-limit cache's due time (lib/overcache.h): for random limits and
+// states, every charge before it is refused, and one unit at it is admitted.
+TEST(GcraDue, NothingIsAdmittedBeforeItAndOneUnitIsAt)
+{
+    std::mt19937_64 rng(11);
+    for (int i = 0; i < 20000; i++) {
+        const uint8_t kind = std::array<uint8_t, 3>{kConn, kPkts, kBytes}[rng() % 3];
+        const uint64_t count = 1 + rng() % 100000;
+        const uint64_t period = std::array<uint64_t, 4>{kSecond, kMinute, kHour, kDay}[rng() % 4];
+        const uint64_t burst = 1 + rng() % 1000;
+        const sluice_limit l = makeLimit(kind, count, period, burst);
+        const uint64_t tat = kT0 + rng() % (2 * l.capacity_ns + 1);
+        const uint64_t due = gcra_due_ns(&l, tat);
+        SCOPED_TRACE(describe(l) + " tat " + std::to_string(tat) + " due " + std::to_string(due));
+        __u64 next = 0;
+        if (due > kT0) {
+            for (uint64_t units : {uint64_t{1}, uint64_t{2}, uint64_t{64}, uint64_t{1500}})
+                ASSERT_FALSE(gcra_step(tat, due - 1, gcra_cost_ns(&l, units), l.capacity_ns, &next))
+                    << units << " units admitted 1 ns before the due time";
+            ASSERT_TRUE(gcra_step(tat, due, gcra_cost_ns(&l, 1), l.capacity_ns, &next))
+                << "one unit refused at the due time: the cache would hold it too long";
+        } else {
+            ASSERT_TRUE(gcra_step(tat, kT0, gcra_cost_ns(&l, 1), l.capacity_ns, &next));
+        }
+    }
+}
+
+TEST(OverCacheEntry, HitNeedsItsKeyEpochLimitAndTime)
+{
+    sluice_source_key k{};
+    k.state_tag = 7;
+    k.addr[3] = 0x0a000001;
+    sluice_over_entry e{};
+    EXPECT_FALSE(over_hit(&e, &k, 0, 0, kT0)) << "an empty entry";
+    over_put(&e, &k, 3, 1, kT0 + kSecond);
+    EXPECT_TRUE(over_hit(&e, &k, 3, 1, kT0));
+    EXPECT_TRUE(over_hit(&e, &k, 3, 1, kT0 + kSecond - 1));
+    EXPECT_FALSE(over_hit(&e, &k, 3, 1, kT0 + kSecond)) << "at the due time";
+    EXPECT_FALSE(over_hit(&e, &k, 4, 1, kT0)) << "another epoch (reset, apply)";
+    EXPECT_FALSE(over_hit(&e, &k, 3, 0, kT0)) << "another limit";
+    EXPECT_FALSE(over_hit(&e, &k, 3, SLUICE_OVER_BANNED, kT0)) << "a refusal is not a ban";
+    for (int f = 0; f < 5; f++) {
+        sluice_source_key other = k;
+        if (f == 0)
+            other.state_tag ^= 1;
+        else
+            other.addr[f - 1] ^= 0x100;
+        EXPECT_FALSE(over_hit(&e, &other, 3, 1, kT0)) << "key word " << f << " differs";
+        EXPECT_LT(over_slot(&other), SLUICE_OVER_SLOTS);
     }
 }
 

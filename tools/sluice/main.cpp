@@ -422,9 +422,7 @@ void topCmd(const std::string& iface, const TopArgs& a, bool json)
         Json list = Json::array();
         Table t({"POLICY", "SOURCE", "STATE", "LIMIT", "PASSED/S", "OF LIMIT", "REMAINING", "RETRY AFTER",
                  "TAT AHEAD"});
-        size_t limited = 0;
         for (const auto& e : top) {
-            limited += e.limited;
             Json limits = Json::array();
             for (const auto& l : e.limits) {
                 Json j{{"kind", kindName(l.limit.kind)},

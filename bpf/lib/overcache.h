@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The over-limit cache (map sluice_over, per CPU, direct-mapped): "this source
+ * is refused by limit L until T", or "banned until T". A flooding source's
+ * packets then cost one inlined array lookup and a key compare instead of the
+ * per-source LRU lookup and the GCRA step (BENCHMARKS.md, "Targets").
+ *
+ * Exact: an entry only ever refuses, and only until the earliest time at
+ * which its limit could admit the smallest charge (gcra_due_ns): a TAT only
+ * grows while no unit is admitted, so no unit is due before T. An entry is
+ * valid only under the sluice_config.cache_epoch it was written with;
+ * userspace bumps the epoch after `sluice reset` and after every apply, so
+ * neither a reset source nor a changed policy is held by an old entry.
+ *
+ * Pure: compiled by the BPF program and by the unit tests.
+ */
+#ifndef SLUICE_OVERCACHE_H
+#define SLUICE_OVERCACHE_H
+
+#include "../sluice_abi.h"
+#include "admit.h"
+#include "gcra.h"
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+/* Slot of a source key: the key folded to one word, then mixed. A collision
+ * only evicts another source's entry, which then takes the LRU path again. */
+static __always_inline __u32 over_slot(const struct sluice_source_key *k)
+{
+	__u32 h = k->state_tag ^ k->addr[0] ^ k->addr[1] ^ k->addr[2] ^
+		  k->addr[3];
+
+	return admit_mix(h) & (SLUICE_OVER_SLOTS - 1);
+}
+
+static __always_inline int over_same_key(const struct sluice_source_key *a,
+					 const struct sluice_source_key *b)
+{
+	return a->state_tag == b->state_tag && a->addr[0] == b->addr[0] &&
+	       a->addr[1] == b->addr[1] && a->addr[2] == b->addr[2] &&
+	       a->addr[3] == b->addr[3];
+}
+
+/* The entry holds `key`, refused by `what` (a limit index or
+ * SLUICE_OVER_BANNED), written under `epoch`, and T is still ahead. */
+static __always_inline int over_hit(const struct sluice_over_entry *e,
+				    const struct sluice_source_key *key,
+				    __u32 epoch, __u32 what, __u64 now)
+{
+	return e->what == what && e->epoch == epoch && now < e->until_ns &&
+	       over_same_key(&e->key, key);
+}
+
+static __always_inline void over_put(struct sluice_over_entry *e,
+				     const struct sluice_source_key *key,
+				     __u32 epoch, __u32 what, __u64 until_ns)
+{
+	e->key = *key;
+	e->epoch = epoch;
+	e->what = what;
+	e->until_ns = until_ns;
+}
+
+/*
+ * The earliest time at which limit l, with theoretical arrival time tat,
+ * admits a charge of one unit: before it, every charge is refused. One unit
+ * is the smallest charge of every kind (a bytes limit charges the frame
+ * length, at least one), so a cached refusal until then holds for any packet
+ * the limit charges. 0 when one unit would be admitted at any time.
+ */
+static __always_inline __u64 gcra_due_ns(const struct sluice_limit *l,
+					 __u64 tat)
+{
+	__u64 reach = tat + gcra_cost_ns(l, 1);
+
+	return reach > l->capacity_ns ? reach - l->capacity_ns : 0;
+}
+
+#endif /* SLUICE_OVERCACHE_H */

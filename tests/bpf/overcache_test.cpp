@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The over-limit cache (bpf/lib/overcache.h): a refused source is dropped
+// from a per-CPU entry until its limit's next unit is due. It must never
+// admit (only the LRU path does), never outlive a reset, an apply or the due
+// time, and never refuse a packet its entry's limit does not charge. Rows
+// run pinned to one CPU, so `.over(n)` sees the entries the steps wrote.
+#include "harness.h"
+
+namespace sluice::test {
+namespace {
+
+const std::string kA = "10.6.0.1";
+const std::string kB = "10.6.0.2";
+const std::string kA6 = "2001:db8:6::1";
+
+Frame syn(const std::string& src = kA, size_t payload = 0)
+{
+    return Packet::v4(src, kServer4).tcp(40000, 80, tcpflag::Syn).payload(payload).build();
+}
+Frame ack(const std::string& src = kA) { return Packet::v4(src, kServer4).tcp(40000, 80, tcpflag::Ack).build(); }
+Frame syn6(const std::string& src = kA6) { return Packet::v6(src, kServer6).tcp(40000, 80, tcpflag::Syn).build(); }
+
+std::vector<Row> overCacheRows()
+{
+    std::vector<Row> rows;
+    const Policy web1 = tcpPolicy("web", {port(80)}, {pkts(1)});
+    rows.push_back({"over_cache_holds_a_refused_source_not_others",
+                    {{web1}},
+                    {admitted(syn(), "web").over(0), limited(syn(), "web").over(1), limited(syn(), "web").over(1),
+                     admitted(syn(kB), "web").over(1), limited(syn(kB), "web").over(2)}});
+    rows.push_back({"over_cache_reset_admits_next_packet",
+                    {{web1}},
+                    {admitted(syn(), "web"), limited(syn(), "web").over(1), limited(syn(), "web"),
+                     admitted(syn(), "web").resetFirst(kA).over(0), limited(syn(), "web").over(1)}});
+    rows.push_back({"over_cache_reset_admits_ipv6",
+                    {{web1}},
+                    {admitted(syn6(), "web"), limited(syn6(), "web").over(1),
+                     admitted(syn6(), "web").resetFirst(kA6).over(0)}});
+    rows.push_back({"over_cache_changed_limits_admit",
+                    {{web1}},
+                    {admitted(syn(), "web"), limited(syn(), "web").over(1),
+                     install({{tcpPolicy("web", {port(80)}, {pkts(2)})}}).over(0),
+                     admitted(syn(), "web")}});
+    // Same name and limits: the state is kept, so the source is still over.
+    rows.push_back({"over_cache_reapply_keeps_limiting",
+                    {{web1}},
+                    {admitted(syn(), "web"), limited(syn(), "web").over(1), install({{web1}}).over(0),
+                     limited(syn(), "web").over(1)}});
+    rows.push_back({"over_cache_action_change_applies",
+                    {{web1}},
+                    {admitted(syn(), "web"), limited(syn(), "web"),
+                     install({{tcpPolicy("web", {port(80)}, {pkts(1)}, Action::Monitor)}}),
+                     monitored(syn(), "web"), monitored(syn(), "web")}});
+    // A SYN refused by the connections limit must not hold the source's
+    // other packets, which only the packets limit charges.
+    rows.push_back({"over_cache_connection_refusal_spares_other_packets",
+                    {{tcpPolicy("web", {port(80)}, {conns(1), pkts(5)})}},
+                    {admitted(syn(), "web"), limited(syn(), "web").over(1), admitted(ack(), "web"),
+                     limited(syn(), "web"), admitted(ack(), "web").remaining("web", kA, {0, 2})}});
+    // 210 bytes a day: a 150-byte frame leaves 60; the next 150-byte frame
+    // is refused, but a 60-byte one still fits. An entry timed by the
+    // refused frame's size would hold it. Only an empty bucket (less than
+    // one byte left) is cached: one byte is the smallest charge.
+    rows.push_back({"over_cache_bytes_refusal_spares_smaller_frames",
+                    {{tcpPolicy("web", {port(80)}, {bytes(210)})}},
+                    {admitted(syn(kA, 96), "web"), limited(syn(kA, 96), "web").over(0),
+                     admitted(syn(kA, 6), "web").remaining("web", kA, {0}),
+                     limited(syn(kA, 6), "web").over(1), limited(syn(kA, 6), "web").over(1)}});
+    // Bans share the path: a refused packet still charges ban_after (not
+    // cached), a ban is cached until it ends, and reset lifts it.
+    const uint64_t hour = 3600ULL * 1'000'000'000ULL;
+    rows.push_back({"over_cache_ban_charged_then_cached_then_reset",
+                    {{withBan(web1, 2, hour)}},
+                    {admitted(syn(), "web"), limited(syn(), "web").over(0), limited(syn(), "web").over(0),
+                     banned(syn(), "web").over(0), banned(syn(), "web").over(1), banned(ack(), "web").over(1),
+                     admitted(syn(), "web").resetFirst(kA).over(0)}});
+    // The ban taken out of the policy: its cached ban no longer applies.
+    rows.push_back({"over_cache_ban_removed_by_apply",
+                    {{withBan(web1, 1, hour)}},
+                    {admitted(syn(), "web"), limited(syn(), "web"), banned(syn(), "web"),
+                     banned(syn(), "web").over(1), install({{web1}}).over(0), limited(syn(), "web"),
+                     admitted(ack(kB), "web")}});
+    return rows;
+}
+
+INSTANTIATE_TEST_SUITE_P(OverCache, BpfRow, testing::ValuesIn(overCacheRows()), rowName);
+
+// With real time: a source flooding at 1 unit per 40 ms is admitted exactly
+// when its unit is due. Each run's clock reading lies between the test's
+// reading before and after it, so: no admission less than an interval after
+// the previous one (the cache never admits early), and no refusal of a
+// packet sent an interval after the previous admission had returned (the
+// cache never holds past the due time). Not timing-fragile: a preempted test
+// only sends later.
+TEST(OverCache, RefusesUntilTheNextUnitIsDueAndNotLonger)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    PinnedHere pin;
+    ASSERT_TRUE(pin.ok());
+    constexpr uint64_t kInterval = 40'000'000;  // 25 per second, burst 1
+    constexpr uint64_t kRunNs = 600'000'000;
+    constexpr int kMaxPackets = 2'000'000;
+    Datapath dp = Datapath::loadUnattached();
+    dp.install(Rules{{tcpPolicy("flood", {port(80)}, {Limit{LimitKind::Packets, 25, 1'000'000'000ULL, 1}})}}
+                   .make());
+    const Frame f = syn();
+    uint64_t lastAdmitBefore = 0, lastAdmitAfter = 0, admitted = 0, refused = 0, earlyRefusals = 0;
+    size_t maxLive = 0;
+    const uint64_t start = Datapath::nowNs();
+    for (int i = 0; i < kMaxPackets && Datapath::nowNs() - start < kRunNs; i++) {
+        uint32_t action = 0;
+        uint64_t before = Datapath::nowNs();
+        ASSERT_EQ(testRun(dp.progFd(), f, &action), 0);
+        uint64_t after = Datapath::nowNs();
+        if (action == XDP_PASS) {
+            if (admitted) {
+                ASSERT_GE(after - lastAdmitBefore, kInterval) << "admitted early, packet " << i;
+            }
+            lastAdmitBefore = before;
+            lastAdmitAfter = after;
+            admitted++;
+        } else {
+            ASSERT_EQ(action, uint32_t(XDP_DROP));
+            refused++;
+            if (admitted && before >= lastAdmitAfter + kInterval)
+                earlyRefusals++;
+            if (refused % 1000 == 1)
+                maxLive = std::max(maxLive, liveOverEntries(dp));
+        }
+    }
+    EXPECT_EQ(earlyRefusals, 0U) << "refused after the next unit was due (held past T)";
+    EXPECT_GE(admitted, 2U);
+    EXPECT_GT(refused, admitted);
+    EXPECT_EQ(maxLive, 1U) << "the refusals were not served from the over-limit cache";
+}
+
+// Without the cache (the load `make bench-prog` compares against), the same
+// refusals come from the LRU path and nothing is cached.
+TEST(OverCache, OffLoadCachesNothing)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    PinnedHere pin;
+    ASSERT_TRUE(pin.ok());
+    Datapath dp = Datapath::loadUnattached(4096, false);
+    dp.install(Rules{{tcpPolicy("web", {port(80)}, {pkts(1)})}}.make());
+    uint32_t action = 0;
+    ASSERT_EQ(testRun(dp.progFd(), syn(), &action), 0);
+    EXPECT_EQ(action, uint32_t(XDP_PASS));
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(testRun(dp.progFd(), syn(), &action), 0);
+        EXPECT_EQ(action, uint32_t(XDP_DROP));
+    }
+    EXPECT_EQ(liveOverEntries(dp), 0U);
+}
+
+}  // namespace
+}  // namespace sluice::test
