@@ -491,13 +491,11 @@ static __always_inline int source_banned(const struct sluice_policy *p,
 	struct sluice_over_entry *over = NULL;
 	struct sluice_source_key key;
 	__u64 *until, now;
-	__u32 slot;
 
 	source_key(&key, p, pkt);
 	now = bpf_ktime_get_ns();
 	if (sluice_over_cache) {
-		slot = over_slot(&key);
-		over = bpf_map_lookup_elem(&sluice_over, &slot);
+		over = over_entry(&key);
 		if (over && over_hit(over, &key, epoch, SLUICE_OVER_BANNED, now))
 			return 1;
 	}
