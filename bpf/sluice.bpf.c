@@ -95,6 +95,17 @@ struct {
 	__type(value, struct sluice_over_entry);
 } sluice_over SEC(".maps");
 
+/* A policy's new_sources budget: its TAT, key = slot. Not pinned: a program
+ * loaded afresh starts with a full budget, which admits at most one burst
+ * more. A slot reused by another policy inherits at most one capacity of
+ * debt, errs towards admitting fewer new sources for that long. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_MAX_POLICIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} sluice_new_budget SEC(".maps");
+
 /* Banned sources: key as in sluice_sources, value = banned-until ns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -172,7 +183,8 @@ static __always_inline int verdict_drops(__u32 verdict)
 	       verdict == SLUICE_VERDICT_DENIED ||
 	       verdict == SLUICE_VERDICT_MALFORMED ||
 	       verdict == SLUICE_VERDICT_FRAGMENT ||
-	       verdict == SLUICE_VERDICT_BANNED;
+	       verdict == SLUICE_VERDICT_BANNED ||
+	       verdict == SLUICE_VERDICT_NEW_SOURCE;
 }
 
 /* Count the packet. The counters are per CPU, so plain additions lose
@@ -229,6 +241,33 @@ static __always_inline void source_key(struct sluice_source_key *key,
 	key->addr[3] = pkt->src[3] & mask[3];
 }
 
+/* What source_state() found besides a state (*found). */
+enum {
+	SOURCE_KNOWN = 0,	/* in sluice_sources */
+	SOURCE_PROBATION = 1,	/* a probation entry: remember it after the charge */
+	SOURCE_REFUSED = 2,	/* never seen, refused by new_sources: no state */
+};
+
+/*
+ * A never-seen source may start a bucket: the policy has no new_sources
+ * budget, or the budget has a unit for it. Lost contention admits it (fails
+ * open): a race between CPUs is not a refusal, and one source more on
+ * probation costs a probation entry.
+ */
+static __always_inline int new_source_allowed(const struct sluice_policy *p,
+					      __u64 now)
+{
+	__u32 slot = p->slot;
+	__u64 *tat;
+
+	if (!p->new_sources.interval_ns)
+		return 1;
+	tat = bpf_map_lookup_elem(&sluice_new_budget, &slot);
+	if (!tat)
+		return 1;
+	return gcra_take(tat, &p->new_sources, now) != 0;
+}
+
 /*
  * Admission of a source that is not in sluice_sources. Its first packet gets
  * a fresh entry in sluice_probation and is charged there with the policy's
@@ -238,8 +277,11 @@ static __always_inline void source_key(struct sluice_source_key *key,
  * one packet each only ever evict each other from probation. A source whose
  * probation entry they evicted is recognised by the probation memory
  * (lib/admit.h) and promoted with the state it had, not a fresh bucket.
- * *probation is set when the returned state is a probation entry: the caller
- * then writes it to the memory after charging it (admit_remember).
+ * *found is SOURCE_PROBATION when the returned state is a probation entry:
+ * the caller then writes it to the memory after charging it
+ * (admit_remember). A source seen nowhere (no probation entry, no memory)
+ * is new: the policy's new_sources budget must have room for it, or it gets
+ * no state at all and *found is SOURCE_REFUSED.
  *
  * Races: two CPUs may create the same probation entry at once: NOEXIST lets
  * one win, and both charge its entry. A unit charged to the probation entry
@@ -249,7 +291,8 @@ static __always_inline void source_key(struct sluice_source_key *key,
  * CPUs promoting at once: NOEXIST again, both use the winner's copy.
  */
 static __always_inline struct sluice_source_state *
-admit_source(const struct sluice_source_key *key, int *probation)
+admit_source(const struct sluice_source_key *key,
+	     const struct sluice_policy *p, __u64 now, int *found)
 {
 	struct sluice_source_state init = {}, *st, *promoted, *mem;
 	__u32 slot, *fp;
@@ -259,7 +302,7 @@ admit_source(const struct sluice_source_key *key, int *probation)
 		bpf_map_update_elem(&sluice_sources, key, st, BPF_NOEXIST);
 		promoted = bpf_map_lookup_elem(&sluice_sources, key);
 		if (!promoted) {	/* no room was made: stay on probation */
-			*probation = 1;
+			*found = SOURCE_PROBATION;
 			return st;
 		}
 		bpf_map_delete_elem(&sluice_probation, key);
@@ -276,9 +319,12 @@ admit_source(const struct sluice_source_key *key, int *probation)
 		if (promoted)
 			return promoted;
 		init = *mem;
+	} else if (!new_source_allowed(p, now)) {
+		*found = SOURCE_REFUSED;
+		return NULL;
 	}
 	bpf_map_update_elem(&sluice_probation, key, &init, BPF_NOEXIST);
-	*probation = 1;
+	*found = SOURCE_PROBATION;
 	return bpf_map_lookup_elem(&sluice_probation, key);
 }
 
@@ -307,15 +353,16 @@ static __always_inline void admit_remember(const struct sluice_source_key *key,
 
 /* A known source costs one lookup, as it did before admission existed. */
 static __always_inline struct sluice_source_state *
-source_state(const struct sluice_source_key *key, int *probation)
+source_state(const struct sluice_source_key *key,
+	     const struct sluice_policy *p, __u64 now, int *found)
 {
 	struct sluice_source_state *st;
 
-	*probation = 0;
+	*found = SOURCE_KNOWN;
 	st = bpf_map_lookup_elem(&sluice_sources, key);
 	if (st)
 		return st;
-	return admit_source(key, probation);
+	return admit_source(key, p, now, found);
 }
 
 /* Fleet scope: the sync wrote an over-until for this source. An expired
@@ -421,13 +468,19 @@ static __always_inline void over_remember(const struct sluice_source_key *key,
 		over_put(e, key, epoch, refused, due);
 }
 
+/* What charge_source() decided. */
+enum {
+	CHARGE_LIMITED = 0,	/* a limit refuses it */
+	CHARGE_ADMITTED = 1,	/* every limit admits it */
+	CHARGE_NEW_SOURCE = 2,	/* a new source, new_sources has no room */
+};
+
 /*
- * Charge a packet to its source's buckets under policy p. Returns 1 when
- * every limit admits it. Every admission reads the clock and the shared
- * state: whether a unit is due depends on the time since the last one, so no
- * per-CPU shortcut can admit a packet without both and stay exact. A refusal
- * can be cached (lib/overcache.h): until its limit's next unit is due, the
- * answer cannot change.
+ * Charge a packet to its source's buckets under policy p. Every admission
+ * reads the clock and the shared state: whether a unit is due depends on the
+ * time since the last one, so no per-CPU shortcut can admit a packet without
+ * both and stay exact. A refusal can be cached (lib/overcache.h): until its
+ * limit's next unit is due, the answer cannot change.
  */
 static __always_inline int charge_source(const struct sluice_policy *p,
 					 const struct sluice_pkt *pkt,
@@ -438,26 +491,28 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 	struct sluice_source_state *st;
 	struct sluice_over_entry *over;
 	struct sluice_source_key key;
-	int probation, ok, refused;
+	int found, ok, refused;
 
 	/* A non-SYN under connections limits only: nothing to charge, no
 	 * state to create. */
 	if (!gcra_packet_units(p, pkt->is_syn, len, units))
-		return 1;
+		return CHARGE_ADMITTED;
 	source_key(&key, p, pkt);
 	now = bpf_ktime_get_ns();
 	if (over_usable(p)) {
 		over = over_entry(&key);
 		if (over && over_cached(over, &key, epoch, now, p, pkt, len))
-			return 0;
+			return CHARGE_LIMITED;
 	}
-	st = source_state(&key, &probation);
+	st = source_state(&key, p, now, &found);
 	*stp = st;
 	if (!st) {
+		if (found == SOURCE_REFUSED)
+			return CHARGE_NEW_SOURCE;
 		/* The LRU could not give us an entry (-ENOMEM under extreme
 		 * contention). Fail open for this one packet: a dropped
 		 * legitimate packet is worse than one unit over the limit. */
-		return 1;
+		return CHARGE_ADMITTED;
 	}
 	if (p->scope != SLUICE_SCOPE_FLEET) {
 		refused = gcra_charge_units(st, p, units, now);
@@ -477,9 +532,9 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		if (ok)
 			fleet_count(&key, units);
 	}
-	if (probation)
+	if (found == SOURCE_PROBATION)
 		admit_remember(&key, st);
-	return ok;
+	return ok ? CHARGE_ADMITTED : CHARGE_LIMITED;
 }
 
 /* A source is banned under p until the ns stored in sluice_bans. An expired
@@ -517,21 +572,12 @@ static __always_inline int charge_ban(const struct sluice_policy *p,
 				      const struct sluice_pkt *pkt,
 				      struct sluice_source_state *st)
 {
-	__u64 now = bpf_ktime_get_ns(), cost, old, next = 0, until;
+	__u64 now = bpf_ktime_get_ns(), until;
 	struct sluice_source_key key;
-	int attempt;
 
-	cost = gcra_cost_ns(&p->ban_after, 1);
-	for (attempt = 0; attempt < SLUICE_CAS_RETRIES; attempt++) {
-		old = st->ban_tat_ns;
-		if (!gcra_step(old, now, cost, p->ban_after.capacity_ns, &next))
-			break;
-		if (__sync_val_compare_and_swap(&st->ban_tat_ns, old, next) ==
-		    old)
-			return 0;
-	}
-	if (attempt == SLUICE_CAS_RETRIES)
-		return 0;	/* contention, not a refusal: no ban on a race */
+	/* Contention is not a refusal: no ban on a race. */
+	if (gcra_take(&st->ban_tat_ns, &p->ban_after, now) != 0)
+		return 0;
 	until = now + p->ban_ns;
 	source_key(&key, p, pkt);
 	bpf_map_update_elem(&sluice_bans, &key, &until, BPF_ANY);
@@ -769,7 +815,15 @@ int sluice_xdp(struct xdp_md *ctx)
 		verdict = SLUICE_VERDICT_BANNED;
 		goto out;
 	}
-	if (!charge_source(policy, &pkt, len, epoch, &st)) {
+	rc = charge_source(policy, &pkt, len, epoch, &st);
+	if (rc == CHARGE_NEW_SOURCE) {
+		/* Dropped whatever the action: no state was made for it, and
+		 * a reply to a spoofed address would reflect the flood. */
+		verdict = policy->action == SLUICE_ACTION_MONITOR ?
+			  SLUICE_VERDICT_MONITORED : SLUICE_VERDICT_NEW_SOURCE;
+		goto out;
+	}
+	if (rc == CHARGE_LIMITED) {
 		if (policy->action == SLUICE_ACTION_MONITOR) {
 			verdict = SLUICE_VERDICT_MONITORED;
 			goto out;

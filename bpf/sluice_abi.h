@@ -106,6 +106,8 @@ enum sluice_verdict {
 					 * later packets) */
 	SLUICE_VERDICT_RESPOND_FALLBACK = 12,	/* action respond with no responder
 						 * running: SYN answered with RST */
+	SLUICE_VERDICT_NEW_SOURCE = 13,	/* a never-seen source over the policy's
+					 * new_sources budget: dropped */
 	SLUICE_VERDICT_COUNT
 };
 
@@ -172,6 +174,11 @@ struct sluice_policy {
 	 * bans the source for ban_ns (map sluice_bans). */
 	__u64 ban_ns;
 	struct sluice_limit ban_after;
+	/* new_sources: how fast never-seen sources may start buckets (one
+	 * unit each, kind packets); interval_ns 0 = no budget. A never-seen
+	 * source it refuses is dropped without any state (map
+	 * sluice_new_budget holds the budget's TAT per slot). */
+	struct sluice_limit new_sources;
 };
 
 /* Map sluice_ports: array, key = sluice_port_key(gen, proto_idx, port),

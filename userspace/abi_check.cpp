@@ -23,7 +23,7 @@ static_assert(offsetof(sluice_limit, interval_frac) == 16);
 static_assert(offsetof(sluice_limit, kind) == 20);
 static_assert(offsetof(sluice_limit, count) == 24);
 
-static_assert(sizeof(sluice_policy) == 352);
+static_assert(sizeof(sluice_policy) == 400);
 static_assert(offsetof(sluice_policy, redirect_ifindex) == 64);
 static_assert(offsetof(sluice_policy, slot) == 48);
 static_assert(offsetof(sluice_policy, state_tag) == 52);
@@ -36,6 +36,7 @@ static_assert(offsetof(sluice_policy, mask6) == 84);
 static_assert(offsetof(sluice_policy, limits) == 104);
 static_assert(offsetof(sluice_policy, ban_ns) == 296);
 static_assert(offsetof(sluice_policy, ban_after) == 304);
+static_assert(offsetof(sluice_policy, new_sources) == 352);
 static_assert(sizeof(sluice_policy) % 8 == 0, "array stride must equal the struct size");
 
 static_assert(sizeof(sluice_source_key) == 20);
@@ -73,7 +74,8 @@ static_assert(SLUICE_MAX_POLICIES - 1 >= 10000);
 static_assert(SLUICE_STATS_ENTRIES == SLUICE_MAX_POLICIES * SLUICE_VERDICT_COUNT);
 static_assert(SLUICE_VERDICT_REJECTED == 8 && SLUICE_VERDICT_REDIRECTED == 9 &&
               SLUICE_VERDICT_BANNED == 10 && SLUICE_VERDICT_RESPONDED == 11 &&
-              SLUICE_VERDICT_RESPOND_FALLBACK == 12 && SLUICE_VERDICT_COUNT == 13);
+              SLUICE_VERDICT_RESPOND_FALLBACK == 12 && SLUICE_VERDICT_NEW_SOURCE == 13 &&
+              SLUICE_VERDICT_COUNT == 14);
 
 static_assert(sizeof(sluice_flow_key) == 36);
 static_assert(offsetof(sluice_flow_key, dst) == 16);

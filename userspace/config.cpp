@@ -38,7 +38,7 @@ constexpr size_t kMaxNodeName = 64;
 const std::vector<std::string_view> kPolicyKeys = {
     "name",   "proto", "ports",       "connections", "packets",   "bytes",
     "key",    "ipv4_prefix", "ipv6_prefix", "action", "ban_after", "ban",
-    "scope",  "redirect_to",
+    "scope",  "redirect_to", "new_sources",
 };
 // Where toml++ 3.3 would classify a non-ASCII character with its table of
 // Unicode whitespace, which reaches __builtin_unreachable() for most of
@@ -686,7 +686,7 @@ private:
     {
         bool hasName = false, hasProto = false, hasPorts = false;
         std::array<std::vector<Limit>, 3> limits;
-        std::optional<Pos> actionAt, banAt, banAfterAt, redirectAt;
+        std::optional<Pos> actionAt, banAt, banAfterAt, redirectAt, newSourcesAt;
         for (const auto& [key, value] : inSourceOrder(table)) {
             std::string_view k = key->str();
             const Pos& at = value->source().begin;
@@ -748,6 +748,15 @@ private:
                     fail(at, "ban_after takes one rate, not " + std::to_string(rates.size()));
                 p.banAfter = rates.front();
                 banAfterAt = at;
+            } else if (k == "new_sources") {
+                const std::string& text =
+                    needString(*value, "new_sources (a rate such as \"1000 per second\")");
+                SourceLocation loc = stringContent(*value);
+                auto rates = parseRates(text, LimitKind::Packets, loc);
+                if (rates.size() != 1)
+                    fail(at, "new_sources takes one rate, not " + std::to_string(rates.size()));
+                p.newSources = rates.front();
+                newSourcesAt = at;
             } else if (k == "ban") {
                 const std::string& text =
                     needString(*value, "ban (a duration such as \"10 minutes\")");
@@ -784,6 +793,8 @@ private:
             fail(*banAt, which + ": ban needs ban_after (the rate of limited units that starts a ban)");
         if (banAt && p.action == Action::Monitor)
             fail(*banAt, which + ": a ban stops traffic, which action \"monitor\" never does");
+        if (newSourcesAt && p.key == KeyMode::Global)
+            fail(*newSourcesAt, which + ": new_sources needs key = \"source\" (with key global there is one source)");
         if (p.action == Action::Redirect && !redirectAt)
             fail(*actionAt, which + ": action \"redirect\" needs redirect_to (an interface name)");
         if (redirectAt && p.action != Action::Redirect)

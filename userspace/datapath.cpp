@@ -828,6 +828,9 @@ Ruleset Datapath::installed() const
             pol.banAfter = Limit{LimitKind::Packets, p.ban_after.count, p.ban_after.period_ns,
                                  p.ban_after.burst};
         }
+        if (p.new_sources.interval_ns)
+            pol.newSources = Limit{LimitKind::Packets, p.new_sources.count, p.new_sources.period_ns,
+                                   p.new_sources.burst};
         for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++)
             pol.limits.push_back(Limit{static_cast<LimitKind>(p.limits[i].kind), p.limits[i].count,
                                        p.limits[i].period_ns, p.limits[i].burst});
@@ -1233,7 +1236,7 @@ std::string verdictName(uint32_t verdict)
     static const char* const names[SLUICE_VERDICT_COUNT] = {
         "passed", "admitted", "limited",  "monitored",  "allowed", "denied",
         "malformed", "fragment", "rejected", "redirected", "banned",
-        "responded", "respond_fallback",
+        "responded", "respond_fallback", "new_source",
     };
     return verdict < SLUICE_VERDICT_COUNT ? names[verdict] : "unknown";
 }

@@ -256,6 +256,10 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
             throwUsage(where + ": a ban stops traffic, which action monitor never does");
         if (p.banNs && p.key == KeyMode::Global)
             throwUsage(where + ": a ban needs key = \"source\" (with key global it would ban everyone)");
+        if (p.newSources && p.key == KeyMode::Global)
+            throwUsage(where + ": new_sources needs key = \"source\" (with key global there is one source)");
+        if (p.newSources && p.newSources->kind != LimitKind::Packets)
+            throwUsage(where + ": new_sources counts sources: a rate such as \"1000 per second\"");
         for (const auto& l : p.limits)
             if (l.kind == LimitKind::Connections && p.proto != Proto::Tcp)
                 throwUsage(where + ": connections limits need proto tcp (UDP has no SYN)");
@@ -328,6 +332,13 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
                 throwUsage("policy '" + p.name + "': ban_after: " + e.what());
             }
             kp.ban_ns = p.banNs;
+        }
+        if (p.newSources) {
+            try {
+                kp.new_sources = compileLimit(*p.newSources);
+            } catch (const Error& e) {
+                throwUsage("policy '" + p.name + "': new_sources: " + e.what());
+            }
         }
         if (p.key == KeyMode::Source) {
             prefixMask(kp.mask4, 96 + p.ipv4Prefix);

@@ -76,6 +76,9 @@ struct Policy {
     // over-limit packet); one it refuses bans the source for banNs.
     std::optional<Limit> banAfter;
     uint64_t banNs = 0;
+    // How fast never-seen sources may start buckets (config new_sources);
+    // a new source it refuses is dropped without state. None = no budget.
+    std::optional<Limit> newSources;
     Scope scope = Scope::Host;
     // The same policy: redirectIfindex is left out, it is derived from
     // redirectTo (a config's policy and the installed one compare equal).
@@ -84,7 +87,7 @@ struct Policy {
         return name == o.name && proto == o.proto && ports == o.ports && limits == o.limits &&
                action == o.action && key == o.key && ipv4Prefix == o.ipv4Prefix &&
                ipv6Prefix == o.ipv6Prefix && redirectTo == o.redirectTo && banAfter == o.banAfter &&
-               banNs == o.banNs && scope == o.scope;
+               banNs == o.banNs && newSources == o.newSources && scope == o.scope;
     }
 };
 

@@ -89,6 +89,30 @@ static __always_inline int gcra_step(__u64 tat, __u64 now, __u64 cost_ns,
 	return 1;
 }
 
+#define SLUICE_TAKE_CONTENDED	(-1)
+
+/*
+ * Take one unit of l from the shared TAT *tat by compare-and-swap. Returns
+ * 1 when taken, 0 when l refuses it, SLUICE_TAKE_CONTENDED when every retry
+ * lost to another CPU: the caller decides which way that fails, as it is
+ * neither an admission nor a refusal.
+ */
+static __always_inline int gcra_take(__u64 *tat, const struct sluice_limit *l,
+				     __u64 now)
+{
+	__u64 cost = gcra_cost_ns(l, 1), old, next = 0;
+	int attempt;
+
+	for (attempt = 0; attempt < SLUICE_CAS_RETRIES; attempt++) {
+		old = *tat;
+		if (!gcra_step(old, now, cost, l->capacity_ns, &next))
+			return 0;
+		if (__sync_val_compare_and_swap(tat, old, next) == old)
+			return 1;
+	}
+	return SLUICE_TAKE_CONTENDED;
+}
+
 /* The units each limit of p charges for one packet; returns 0 when the
  * packet charges no limit at all (a non-SYN under connections limits). */
 static __always_inline int gcra_packet_units(const struct sluice_policy *p,

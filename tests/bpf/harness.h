@@ -39,6 +39,13 @@ inline Limit conns(uint64_t n) { return {LimitKind::Connections, n, kDayNs, 0}; 
 inline Limit pkts(uint64_t n) { return {LimitKind::Packets, n, kDayNs, 0}; }
 inline Limit bytes(uint64_t n) { return {LimitKind::Bytes, n, kDayNs, 0}; }
 
+// A budget of `perDay` never-seen sources a day (config new_sources).
+inline Policy withNewSources(Policy p, uint64_t perDay)
+{
+    p.newSources = Limit{LimitKind::Packets, perDay, kDayNs, 0};
+    return p;
+}
+
 // A ban after `limitedPerDay` limited units a day, for banNs.
 inline Policy withBan(Policy p, uint64_t limitedPerDay, uint64_t banNs)
 {
@@ -209,6 +216,11 @@ inline Step respondFallback(const Frame& f, std::string pol)
 inline Step banned(const Frame& f, std::string pol)
 {
     return expectStep(f, XDP_DROP, std::move(pol), SLUICE_VERDICT_BANNED);
+}
+// A never-seen source over its policy's new_sources budget: dropped.
+inline Step newSource(const Frame& f, std::string pol)
+{
+    return expectStep(f, XDP_DROP, std::move(pol), SLUICE_VERDICT_NEW_SOURCE);
 }
 inline Step allowed(const Frame& f, std::string pol)
 {

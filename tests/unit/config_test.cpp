@@ -194,6 +194,32 @@ TEST(Config, ActionsAndBanAreRead)
     EXPECT_EQ(b.banNs, 0U);
 }
 
+TEST(Config, NewSourcesIsReadAndCompiled)
+{
+    Config c = parseConfig(std::string("[[policy]]\nname = \"a\"\nproto = \"udp\"\nports = [53]\n") +
+                               "packets = \"10/second\"\nnew_sources = \"1000 per second\"\n"
+                               "[[policy]]\nname = \"b\"\nproto = \"udp\"\nports = [54]\n"
+                               "packets = \"10/second\"\n",
+                           "t.toml");
+    ASSERT_EQ(c.rules.policies.size(), 2U);
+    ASSERT_TRUE(c.rules.policies[0].newSources.has_value());
+    EXPECT_EQ(*c.rules.policies[0].newSources, limit(LimitKind::Packets, 1000, kSecond));
+    EXPECT_FALSE(c.rules.policies[1].newSources.has_value());
+
+    CompiledRuleset compiled = compileRuleset(c.rules, {});
+    ASSERT_EQ(compiled.policies.size(), 2U);
+    const sluice_limit& ns = compiled.policies[0].new_sources;
+    EXPECT_EQ(ns.interval_ns, 1'000'000U);  // one source per ms
+    EXPECT_EQ(ns.capacity_ns, 1000 * 1'000'000ULL) << "burst: the count, as for a limit";
+    EXPECT_EQ(ns.kind, SLUICE_LIMIT_PACKETS);
+    EXPECT_EQ(compiled.policies[1].new_sources.interval_ns, 0U) << "no budget: the data path skips it";
+
+    // A changed budget is a change of the policy, but not of its buckets.
+    Ruleset changed = c.rules;
+    changed.policies[0].newSources = limit(LimitKind::Packets, 5, kSecond);
+    EXPECT_FALSE(changed.policies[0] == c.rules.policies[0]);
+}
+
 TEST(Config, DenyInsideAllowIsKeptAndAllowWinsWhenCompiled)
 {
     Config c = parseConfig(kFull, "full.toml");
@@ -584,6 +610,14 @@ const std::vector<InvalidCase> kInvalid = {
     {"BanUnderMonitor",
      kHead + "ports = [80]\npackets = \"1/second\"\naction = \"monitor\"\nban_after = \"1/second\"\nban = \"1m\"\n",
      "t.toml:8:7: ", "a ban stops traffic"},
+    {"NewSourcesTwoRates", kHead + "ports = [80]\npackets = \"1/second\"\nnew_sources = \"1/second; 2/minute\"\n",
+     "t.toml:6:15: ", "new_sources takes one rate, not 2"},
+    {"NewSourcesNotAString", kHead + "ports = [80]\npackets = \"1/second\"\nnew_sources = 1000\n", "t.toml:6:15: ",
+     "new_sources (a rate such as \"1000 per second\")"},
+    {"NewSourcesBadRate", kHead + "ports = [80]\npackets = \"1/second\"\nnew_sources = \"many\"\n", "t.toml:6:", ""},
+    {"NewSourcesWithKeyGlobal",
+     kHead + "ports = [80]\npackets = \"1/second\"\nkey = \"global\"\nnew_sources = \"10/second\"\n",
+     "t.toml:7:15: ", "policy 'a': new_sources needs key = \"source\""},
     {"RedirectToWithoutRedirect", kHead + "ports = [80]\npackets = \"1/second\"\nredirect_to = \"eth1\"\n",
      "t.toml:6:15: ", "policy 'a': redirect_to is only for action \"redirect\""},
     // Fleet scope and the [fleet] section (docs/fleet.md).

@@ -874,6 +874,15 @@ TEST(CompileRuleset, RefusesActionsAndBansThatCannotWork)
     p.banAfter = limit(1, kSecond);
     p.banNs = SLUICE_MAX_SPAN_NS + 1;
     cases.push_back({"ban is longer", p});
+    p = base();
+    p.newSources = limit(10, kSecond);
+    p.key = KeyMode::Global;
+    cases.push_back({"new_sources needs key", p});
+    p.key = KeyMode::Source;
+    p.newSources->kind = LimitKind::Bytes;
+    cases.push_back({"new_sources counts sources", p});
+    p.newSources = limit(0, kSecond);
+    cases.push_back({"new_sources:", p});
     for (const auto& [want, pol] : cases) {
         SCOPED_TRACE(want);
         Ruleset r;

@@ -200,6 +200,9 @@ std::vector<std::string> describeChanges(const Ruleset& current, const Ruleset& 
             note("redirect_to '" + o.redirectTo + "' -> '" + p.redirectTo + "'");
         if (o.banAfter != p.banAfter || o.banNs != p.banNs)
             note(std::string("ban ") + (o.banNs ? "changed" : "added") + (p.banNs ? "" : " -> none"));
+        if (o.newSources != p.newSources)
+            note("new_sources " + (o.newSources ? limitsText({*o.newSources}) : std::string("none")) +
+                 " -> " + (p.newSources ? limitsText({*p.newSources}) : std::string("none")));
         out.push_back("~ policy " + p.name + ": " + what);
     }
     for (const auto& p : current.policies)
