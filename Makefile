@@ -159,7 +159,7 @@ fuzz-run: deps
 
 # ---- sluice-flood and the benchmarks (tools/flood, tests/bench) ----
 # sluice-flood: a live-frames traffic generator (BPF_PROG_TEST_RUN + XDP_TX).
-# `make bench-quick` (<= 2 min) and `make bench` (~13 min) measure the
+# `make bench-quick` (<= 2 min) and `make bench` (~18 min) measure the
 # receiver's CPU ns per packet on a veth pair; `make bench-accuracy` measures
 # admission accuracy and control-plane timings. All need root; none is part
 # of `make test` or CI. BENCHMARKS.md says how to read them.

@@ -25,10 +25,11 @@ using sluice::test::Packet;
 namespace {
 
 constexpr int kRounds = 7;
-constexpr uint32_t kRepeat = 1'000'000;
+constexpr int kRepeat = 1'000'000;
 constexpr uint16_t kPolicedPort = 9000;
 constexpr uint16_t kBanPort = 9001;
 constexpr uint16_t kOpenPort = 9999;
+constexpr uint16_t kNewSourcesPort = 9002;
 
 // r0 = XDP_DROP; exit
 int loadBareDrop()
@@ -44,11 +45,11 @@ int loadBareDrop()
 }
 
 // Average ns per run over kRepeat runs, as the kernel measures it.
-double nsPerRun(int progFd, const Frame& frame)
+double nsPerRun(int progFd, const Frame& frame, int repeat = kRepeat)
 {
     std::vector<uint8_t> data = frame.bytes;
     DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(),
-                        .data_size_in = static_cast<uint32_t>(data.size()), .repeat = kRepeat);
+                        .data_size_in = static_cast<uint32_t>(data.size()), .repeat = repeat);
     if (int err = bpf_prog_test_run_opts(progFd, &opts))
         throwSys("BPF_PROG_TEST_RUN failed", err);
     return opts.duration;
@@ -94,9 +95,17 @@ int main()
         banning.ports = {{kBanPort, kBanPort}};
         banning.banAfter = Limit{LimitKind::Packets, 1, 86400 * kNsPerSecond, 1};
         banning.banNs = 86400 * kNsPerSecond;
-        rules.policies = {generous, tight, banning};
+        Policy budget = generous;  // new_sources: one a day, spent below
+        budget.name = "new-sources";
+        budget.ports = {{kNewSourcesPort, kNewSourcesPort}};
+        budget.newSources = Limit{LimitKind::Packets, 1, 86400 * kNsPerSecond, 1};
+        rules.policies = {generous, tight, banning, budget};
         dp.install(rules);
         noCache.install(rules);
+        // Spend the budget: from here on every other source is new and refused.
+        for (int prog : {dp.progFd(), noCache.progFd()})
+            nsPerRun(prog, Packet::v4("198.18.0.9", "198.18.0.1").udp(40000, kNewSourcesPort).payload(18).build(),
+                     1);
 
         std::vector<Scenario> scenarios = {
             {"known IPv4 source within its limit",
@@ -109,6 +118,9 @@ int main()
              Packet::v4("198.18.0.4", "198.18.0.1").tcp(40000, kBanPort).payload(6).build(), XDP_DROP},
             {"IPv4 port without a policy",
              Packet::v4("198.18.0.2", "198.18.0.1").udp(40000, kOpenPort).payload(18).build(), XDP_PASS},
+            // Never recorded, so new at every run: a spoofed flood's packet.
+            {"IPv4 new source, new_sources spent",
+             Packet::v4("198.18.0.10", "198.18.0.1").udp(40000, kNewSourcesPort).payload(18).build(), XDP_DROP},
         };
 
         const int progs[] = {noCache.progFd(), dp.progFd()};
@@ -142,7 +154,7 @@ int main()
         }
 
         Stats b = summarize(bareRuns);
-        printf("BPF_PROG_TEST_RUN, %u repeats x %d rounds, interleaved; median [min-max] ns per run\n",
+        printf("BPF_PROG_TEST_RUN, %d repeats x %d rounds, interleaved; median [min-max] ns per run\n",
                kRepeat, kRounds);
         printf("%-38s %6.1f [%.1f-%.1f]\n", "bare XDP_DROP (baseline)", b.median, b.min, b.max);
         printf("%-38s %-36s %-36s %s\n", "", "sluice, over-limit cache off", "sluice, over-limit cache on",
