@@ -682,6 +682,17 @@ private:
         }
     }
 
+    // A key that takes one rate counted in units of kind packets
+    // (ban_after, new_sources).
+    Limit oneRate(const toml::node& value, const Pos& at, const std::string& key, const std::string& example)
+    {
+        const std::string& text = needString(value, key + " (a rate such as \"" + example + "\")");
+        auto rates = parseRates(text, LimitKind::Packets, stringContent(value));
+        if (rates.size() != 1)
+            fail(at, key + " takes one rate, not " + std::to_string(rates.size()));
+        return rates.front();
+    }
+
     void readPolicy(const toml::table& table, Policy& p, PolicySource& src)
     {
         bool hasName = false, hasProto = false, hasPorts = false;
@@ -740,22 +751,10 @@ private:
                              "\"monitor\", not '" + name + "'");
                 actionAt = at;
             } else if (k == "ban_after") {
-                const std::string& text =
-                    needString(*value, "ban_after (a rate such as \"20 per minute\")");
-                SourceLocation loc = stringContent(*value);
-                auto rates = parseRates(text, LimitKind::Packets, loc);
-                if (rates.size() != 1)
-                    fail(at, "ban_after takes one rate, not " + std::to_string(rates.size()));
-                p.banAfter = rates.front();
+                p.banAfter = oneRate(*value, at, "ban_after", "20 per minute");
                 banAfterAt = at;
             } else if (k == "new_sources") {
-                const std::string& text =
-                    needString(*value, "new_sources (a rate such as \"1000 per second\")");
-                SourceLocation loc = stringContent(*value);
-                auto rates = parseRates(text, LimitKind::Packets, loc);
-                if (rates.size() != 1)
-                    fail(at, "new_sources takes one rate, not " + std::to_string(rates.size()));
-                p.newSources = rates.front();
+                p.newSources = oneRate(*value, at, "new_sources", "1000 per second");
                 newSourcesAt = at;
             } else if (k == "ban") {
                 const std::string& text =
