@@ -127,6 +127,29 @@ TEST(GcraBurst, FivePerMinuteFromTimeZero)
     EXPECT_FALSE(admit(st, p, 12 * kSecond));
 }
 
+// gcra_take (ban_after, new_sources): one unit of a shared TAT at a time,
+// with gcra_charge's arithmetic; a refusal leaves the TAT as it was.
+TEST(GcraTake, BurstThenOnePerIntervalAndRefusalChangesNothing)
+{
+    const sluice_limit l = makeLimit(kPkts, 5, kMinute);  // 12 s a unit
+    const uint64_t t0 = 1'000 * kSecond;
+    __u64 tat = 0;
+    for (int i = 0; i < 5; i++)
+        EXPECT_EQ(gcra_take(&tat, &l, t0), 1) << i;
+    const uint64_t full = tat;
+    EXPECT_EQ(full, t0 + 5 * 12 * kSecond);
+    EXPECT_EQ(gcra_take(&tat, &l, t0), 0);
+    EXPECT_EQ(tat, full) << "a refusal moved the TAT";
+    EXPECT_EQ(gcra_take(&tat, &l, t0 + 12 * kSecond - 1), 0);
+    EXPECT_EQ(gcra_take(&tat, &l, t0 + 12 * kSecond), 1);
+    EXPECT_EQ(gcra_take(&tat, &l, t0 + 12 * kSecond), 0);
+    // Idle for an hour: a full burst again, and no more.
+    const uint64_t later = t0 + 3600 * kSecond;
+    for (int i = 0; i < 5; i++)
+        EXPECT_EQ(gcra_take(&tat, &l, later), 1) << i;
+    EXPECT_EQ(gcra_take(&tat, &l, later), 0);
+}
+
 // A full bucket admits `burst` at once; afterwards one unit per interval,
 // a partial refill only what has accrued, and an idle bucket never more
 // than burst.
