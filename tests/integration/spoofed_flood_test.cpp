@@ -62,6 +62,12 @@ constexpr int kSlowOverPps = 3 * kRatePps / 2;
 constexpr const char* kPolicy = "udp-api";
 // What a datagram may wait in the senders' qdisc for room in the ring.
 constexpr double kQueueSlackSeconds = 0.25;
+// The probation memory's known limit (README "Spoofed sources"): the flood
+// may overwrite a source's slot between two of its packets while it is on
+// probation, and the unit its evicted probation entry held is lost, so it
+// gets one unit more. Here ~9% per gap for the 50/s sender (0.29 Mpps x
+// 20 ms / 65,536 slots); allowing two such losses leaves a chance of ~0.1%.
+constexpr int kMemoryOverwriteUnits = 2;
 // 24 random host bits: 16,777,216 distinct sources, none of them the
 // testbed's own addresses (fd00:5c::k:0/112).
 constexpr const char* kFloodPrefix = "fd00:5c::5d00:0:0/104";
@@ -355,14 +361,15 @@ TEST_F(SpoofedFlood, FullTableKeepsLegitimateSourcesAndLimitsOverLimitOnes) {
     }
     // (b) The over-limit sources get at most burst + rate x the time their
     // datagrams reached the data path (first send to last, plus what a
-    // datagram may wait in the qdisc); a fresh bucket after an eviction would
-    // add another burst, and a source never promoted out of a churning
-    // probation table would get all it sent. They do get most of their
-    // limit: the bound is not met by everything being lost.
+    // datagram may wait in the qdisc, plus kMemoryOverwriteUnits); a fresh
+    // bucket after an eviction would add another burst, and a source never
+    // promoted out of a churning probation table would get all it sent. They
+    // do get most of their limit: the bound is not met by everything being
+    // lost.
     for (size_t i = firstOver; i < senders.size(); i++) {
         const Sender& s = senders[i];
         const double window = double(s.lastNs - s.firstNs) / 1e9 + kQueueSlackSeconds;
-        const double bound = s.burst + s.ratePps * window;
+        const double bound = s.burst + s.ratePps * window + kMemoryOverwriteUnits;
         const double expected =
             std::min(double(s.sent), s.burst + s.ratePps * double(s.lastNs - s.firstNs) / 1e9);
         if (check) {
