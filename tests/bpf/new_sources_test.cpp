@@ -86,6 +86,28 @@ std::vector<Row> newSourceRows()
 
 INSTANTIATE_TEST_SUITE_P(NewSources, BpfRow, testing::ValuesIn(newSourceRows()), rowName);
 
+// What `sluice apply` compares a config with: the installed policy reads
+// back with its budget, so an unchanged config shows no change.
+TEST(NewSources, InstalledPolicyReadsBackItsBudget)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    Datapath dp = Datapath::loadUnattached(4096);
+    const Policy with = dns(7), without = udpPolicy("plain", {port(54)}, {pkts(100)});
+    dp.install(Rules{{with, without}}.make());
+    const Ruleset back = dp.installed();
+    ASSERT_EQ(back.policies.size(), 2U);
+    for (const auto& p : back.policies) {
+        SCOPED_TRACE(p.name);
+        const Policy& want = p.name == "dns" ? with : without;
+        ASSERT_EQ(p.newSources.has_value(), want.newSources.has_value());
+        if (want.newSources) {
+            EXPECT_EQ(p.newSources->count, want.newSources->count);
+            EXPECT_EQ(p.newSources->periodNs, want.newSources->periodNs);
+        }
+    }
+}
+
 // A source that lost its probation entry to a flood of one-packet sources
 // but is still in the probation memory has been seen: it is not charged to
 // the budget that the flood spent.
