@@ -21,6 +21,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * without the over-limit cache (`make bench-prog` runs both). */
 const volatile __u32 sluice_over_cache = 1;
 
+/* The kernel's tick rate, for the over-limit cache's jiffies deadlines
+ * (lib/overcache.h). Weak: 0 when libbpf cannot read the kernel config, and
+ * then every cached refusal reads the clock. */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
+#define NSEC_PER_SEC	1000000000ULL
+
 /* The arrays userspace writes are mmapable: it fills a whole generation
  * with memory stores instead of a syscall per entry. */
 struct {
@@ -426,10 +433,12 @@ over_entry(const struct sluice_source_key *key)
 }
 
 /* The cache holds a refusal of this packet: its source is refused by a limit
- * that charges this packet, and that limit admits nothing before until_ns. */
+ * that charges this packet, and that limit admits nothing before until_ns.
+ * The clock is read (into *now) only when the entry's jiffies deadline does
+ * not settle it. */
 static __always_inline int over_cached(const struct sluice_over_entry *e,
 				       const struct sluice_source_key *key,
-				       __u32 epoch, __u64 now,
+				       __u32 epoch, __u64 *now,
 				       const struct sluice_policy *p,
 				       const struct sluice_pkt *pkt, __u32 len)
 {
@@ -437,9 +446,17 @@ static __always_inline int over_cached(const struct sluice_over_entry *e,
 
 	if (what >= SLUICE_MAX_LIMITS || what >= p->nlimits)
 		return 0;
-	if (!over_hit(e, key, epoch, what, now))
+	if (!gcra_units(p->limits[what].kind, pkt->is_syn, len))
 		return 0;
-	return gcra_units(p->limits[what].kind, pkt->is_syn, len) != 0;
+	if (over_hit_jiffies(e, key, epoch, what, bpf_jiffies64()))
+		return 1;
+	*now = bpf_ktime_get_ns();
+	return over_hit(e, key, epoch, what, *now);
+}
+
+static __always_inline __u64 tick_ns(void)
+{
+	return CONFIG_HZ ? NSEC_PER_SEC / CONFIG_HZ : 0;
 }
 
 /* Remember a refusal by limit `refused` until its next unit is due. The TAT
@@ -465,7 +482,9 @@ static __always_inline void over_remember(const struct sluice_source_key *key,
 		return;
 	e = over_entry(key);
 	if (e)
-		over_put(e, key, epoch, refused, due);
+		over_put(e, key, epoch, refused, due,
+			 over_until_jiffies(&p->limits[refused], now, due,
+					    bpf_jiffies64(), tick_ns()));
 }
 
 /* What charge_source() decided. */
@@ -498,12 +517,14 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 	if (!gcra_packet_units(p, pkt->is_syn, len, units))
 		return CHARGE_ADMITTED;
 	source_key(&key, p, pkt);
-	now = bpf_ktime_get_ns();
+	now = 0;
 	if (over_usable(p)) {
 		over = over_entry(&key);
-		if (over && over_cached(over, &key, epoch, now, p, pkt, len))
+		if (over && over_cached(over, &key, epoch, &now, p, pkt, len))
 			return CHARGE_LIMITED;
 	}
+	if (!now)
+		now = bpf_ktime_get_ns();
 	st = source_state(&key, p, now, &found);
 	*stp = st;
 	if (!st) {
@@ -538,8 +559,9 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 }
 
 /* A source is banned under p until the ns stored in sluice_bans. An expired
- * ban is removed on sight. A ban found there is cached until it ends
- * (lib/overcache.h), so the packets of a banned flood skip the LRU lookup. */
+ * ban is removed on sight. A ban found there is cached until it ends, by a
+ * jiffies deadline where the tick is known (lib/overcache.h), so the packets
+ * of a banned flood skip the LRU lookup and the clock. */
 static __always_inline int source_banned(const struct sluice_policy *p,
 					 const struct sluice_pkt *pkt, __u32 epoch)
 {
@@ -548,18 +570,25 @@ static __always_inline int source_banned(const struct sluice_policy *p,
 	__u64 *until, now;
 
 	source_key(&key, p, pkt);
-	now = bpf_ktime_get_ns();
 	if (sluice_over_cache) {
 		over = over_entry(&key);
-		if (over && over_hit(over, &key, epoch, SLUICE_OVER_BANNED, now))
+		if (over && over_hit_jiffies(over, &key, epoch,
+					     SLUICE_OVER_BANNED,
+					     bpf_jiffies64()))
 			return 1;
 	}
+	now = bpf_ktime_get_ns();
+	if (over && over_hit(over, &key, epoch, SLUICE_OVER_BANNED, now))
+		return 1;
 	until = bpf_map_lookup_elem(&sluice_bans, &key);
 	if (!until)
 		return 0;
 	if (*until > now) {
 		if (over)
-			over_put(over, &key, epoch, SLUICE_OVER_BANNED, *until);
+			over_put(over, &key, epoch, SLUICE_OVER_BANNED, *until,
+				 over_deadline_jiffies(now, *until,
+						       bpf_jiffies64(),
+						       tick_ns()));
 		return 1;
 	}
 	bpf_map_delete_elem(&sluice_bans, &key);

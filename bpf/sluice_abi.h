@@ -231,6 +231,9 @@ struct sluice_over_entry {
 	__u64 until_ns;			/* bpf_ktime_get_ns; refused before it */
 	__u32 what;			/* limit index, or SLUICE_OVER_BANNED */
 	__u32 pad;
+	/* jiffies64; refused without a clock read while jiffies is below it,
+	 * 0 when every hit must read the clock (lib/overcache.h). */
+	__u64 until_jiffies;
 };
 
 /* Map sluice_bans: LRU hash, SLUICE_MAX_BANS entries, key = the source's

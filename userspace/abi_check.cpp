@@ -44,10 +44,11 @@ static_assert(offsetof(sluice_source_key, addr) == 4);
 static_assert(sizeof(sluice_source_state) == 8 * SLUICE_MAX_LIMITS + 8);
 static_assert(offsetof(sluice_source_state, ban_tat_ns) == 8 * SLUICE_MAX_LIMITS);
 
-static_assert(sizeof(sluice_over_entry) == 40);
+static_assert(sizeof(sluice_over_entry) == 48);
 static_assert(offsetof(sluice_over_entry, epoch) == 20);
 static_assert(offsetof(sluice_over_entry, until_ns) == 24);
 static_assert(offsetof(sluice_over_entry, what) == 32);
+static_assert(offsetof(sluice_over_entry, until_jiffies) == 40);
 // over_slot() masks by SLUICE_OVER_SLOTS - 1.
 static_assert((SLUICE_OVER_SLOTS & (SLUICE_OVER_SLOTS - 1)) == 0);
 static_assert(SLUICE_OVER_BANNED >= SLUICE_MAX_LIMITS);

@@ -12,6 +12,17 @@
  * userspace bumps the epoch after `sluice reset` and after every apply, so
  * neither a reset source nor a changed policy is held by an old entry.
  *
+ * Without the clock: reading it (bpf_ktime_get_ns, a TSC read) was about a
+ * third of a cached refusal's cost. When the refusing limit's bucket has
+ * room for SLUICE_OVER_SLACK_TICKS ticks of units beyond one, the entry also
+ * holds a jiffy by which T has passed, and a hit before that jiffy reads only
+ * jiffies64 (inlined: one load). Such a refusal may outlast T by up to one
+ * tick (plus a late tick's delay), never end before it. The units that come
+ * due meanwhile wait in the bucket, which has room for them: none is lost,
+ * they are admitted up to a tick late. A limit with less room (burst 1 at a
+ * high rate) or an unknown tick reads the clock on every hit. A ban's entry
+ * holds a jiffies deadline too: a ban may end up to a tick late.
+ *
  * Pure: compiled by the BPF program and by the unit tests.
  */
 #ifndef SLUICE_OVERCACHE_H
@@ -43,6 +54,11 @@ static __always_inline int over_same_key(const struct sluice_source_key *a,
 	       a->addr[3] == b->addr[3];
 }
 
+/* Ticks of room a limit's bucket needs beyond one unit for its refusals to
+ * be served by jiffies: the tick a refusal may outlast T by, and one more for
+ * a tick that comes late. */
+#define SLUICE_OVER_SLACK_TICKS	2
+
 /* The entry holds `key`, refused by `what` (a limit index or
  * SLUICE_OVER_BANNED), written under `epoch`, and T is still ahead. */
 static __always_inline int over_hit(const struct sluice_over_entry *e,
@@ -53,14 +69,27 @@ static __always_inline int over_hit(const struct sluice_over_entry *e,
 	       over_same_key(&e->key, key);
 }
 
+/* As over_hit(), with jiffies64 for the clock: the entry has a jiffies
+ * deadline (over_until_jiffies) and it is still ahead. */
+static __always_inline int over_hit_jiffies(const struct sluice_over_entry *e,
+					    const struct sluice_source_key *key,
+					    __u32 epoch, __u32 what,
+					    __u64 jiffies)
+{
+	return e->what == what && e->epoch == epoch &&
+	       jiffies < e->until_jiffies && over_same_key(&e->key, key);
+}
+
 static __always_inline void over_put(struct sluice_over_entry *e,
 				     const struct sluice_source_key *key,
-				     __u32 epoch, __u32 what, __u64 until_ns)
+				     __u32 epoch, __u32 what, __u64 until_ns,
+				     __u64 until_jiffies)
 {
 	e->key = *key;
 	e->epoch = epoch;
 	e->what = what;
 	e->until_ns = until_ns;
+	e->until_jiffies = until_jiffies;
 }
 
 /*
@@ -76,6 +105,36 @@ static __always_inline __u64 gcra_due_ns(const struct sluice_limit *l,
 	__u64 reach = tat + gcra_cost_ns(l, 1);
 
 	return reach > l->capacity_ns ? reach - l->capacity_ns : 0;
+}
+
+/*
+ * The jiffy by which a refusal until until_ns, decided at now_ns with
+ * jiffies64 reading `jiffies`, has surely ended, or 0 when its hits must
+ * read the clock. jiffies + k is reached by now + k ticks, so the refusal
+ * ends before until + one tick. tick_ns is 0 when the kernel's tick is
+ * unknown.
+ */
+static __always_inline __u64 over_deadline_jiffies(__u64 now_ns,
+						   __u64 until_ns,
+						   __u64 jiffies,
+						   __u64 tick_ns)
+{
+	if (!tick_ns || until_ns <= now_ns)
+		return 0;
+	return jiffies + (until_ns - now_ns + tick_ns - 1) / tick_ns;
+}
+
+/* The same for a refusal by limit l until its next unit is due: 0 unless
+ * the bucket has room for the units due in the tick it may outlast that,
+ * and in a late tick (SLUICE_OVER_SLACK_TICKS), so that none is lost. */
+static __always_inline __u64 over_until_jiffies(const struct sluice_limit *l,
+						__u64 now_ns, __u64 due_ns,
+						__u64 jiffies, __u64 tick_ns)
+{
+	if (l->capacity_ns < gcra_cost_ns(l, 1) +
+			     SLUICE_OVER_SLACK_TICKS * tick_ns)
+		return 0;
+	return over_deadline_jiffies(now_ns, due_ns, jiffies, tick_ns);
 }
 
 #endif /* SLUICE_OVERCACHE_H */

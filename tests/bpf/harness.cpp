@@ -181,7 +181,7 @@ using Counters = std::map<CounterKey, sluice_counter>;
 
 }  // namespace
 
-size_t liveOverEntries(const Datapath& dp)
+std::vector<sluice_over_entry> liveOverEntryList(const Datapath& dp)
 {
     uint32_t zero = 0;
     sluice_config cfg{};
@@ -192,15 +192,18 @@ size_t liveOverEntries(const Datapath& dp)
         throwSys("cannot tell this CPU among the possible ones", -EINVAL);
     std::vector<sluice_over_entry> percpu(static_cast<size_t>(ncpus));
     const uint64_t now = Datapath::nowNs();
-    size_t live = 0;
+    std::vector<sluice_over_entry> live;
     for (uint32_t slot = 0; slot < SLUICE_OVER_SLOTS; slot++) {
         if (int err = bpf_map_lookup_elem(dp.mapFd("sluice_over"), &slot, percpu.data()))
             throwSys("cannot read sluice_over", err);
         const sluice_over_entry& e = percpu[static_cast<size_t>(cpu)];
-        live += e.epoch == cfg.cache_epoch && e.until_ns > now;
+        if (e.epoch == cfg.cache_epoch && e.until_ns > now)
+            live.push_back(e);
     }
     return live;
 }
+
+size_t liveOverEntries(const Datapath& dp) { return liveOverEntryList(dp).size(); }
 
 namespace {
 

@@ -308,6 +308,7 @@ std::string verdictText(uint32_t verdict);
 // Entries of the over-limit cache on the calling CPU that the data path
 // would still use: written under sluice_config's current cache_epoch, and
 // until_ns not yet reached.
+std::vector<sluice_over_entry> liveOverEntryList(const Datapath& dp);
 size_t liveOverEntries(const Datapath& dp);
 
 // Checks (gtest assertions) that `out` is the RST+ACK refusing the TCP SYN

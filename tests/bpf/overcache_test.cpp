@@ -4,7 +4,15 @@
 // admit (only the LRU path does), never outlive a reset, an apply or the due
 // time, and never refuse a packet its entry's limit does not charge. Rows
 // run pinned to one CPU, so `.over(n)` sees the entries the steps wrote.
+#include <arpa/inet.h>
+#include <sys/utsname.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <memory>
+
 #include "harness.h"
+#include "lib/overcache.h"
 
 namespace sluice::test {
 namespace {
@@ -133,6 +141,148 @@ TEST(OverCache, RefusesUntilTheNextUnitIsDueAndNotLonger)
     EXPECT_GE(admitted, 2U);
     EXPECT_GT(refused, admitted);
     EXPECT_EQ(maxLive, 1U) << "the refusals were not served from the over-limit cache";
+}
+
+// The kernel's tick, from the config libbpf resolves the program's CONFIG_HZ
+// from (the release's /boot config, else /proc/config.gz); 0 when neither is
+// readable, and then the program has no tick either.
+uint64_t kernelTickNs()
+{
+    utsname u{};
+    uname(&u);
+    for (const std::string& path : {std::string("/boot/config-") + u.release, std::string("/proc/config.gz")}) {
+        std::unique_ptr<gzFile_s, decltype(&gzclose)> f(gzopen(path.c_str(), "rb"), &gzclose);
+        if (!f)
+            continue;
+        char line[256];
+        while (gzgets(f.get(), line, sizeof line)) {
+            unsigned hz = 0;
+            if (std::sscanf(line, "CONFIG_HZ=%u", &hz) == 1 && hz > 0)
+                return 1'000'000'000ULL / hz;
+        }
+    }
+    return 0;
+}
+
+// The source's entry among this CPU's live ones.
+std::optional<sluice_over_entry> overEntryOf(const Datapath& dp, const std::string& src)
+{
+    in_addr a{};
+    if (inet_pton(AF_INET, src.c_str(), &a) != 1)
+        return std::nullopt;
+    for (const sluice_over_entry& e : liveOverEntryList(dp))
+        if (e.key.addr[3] == a.s_addr)
+            return e;
+    return std::nullopt;
+}
+
+// A refusal carries a jiffies deadline (served without reading the clock)
+// only when its limit's bucket has room for two ticks of units beyond one:
+// 2 per day has a day's room, 1 per day none. A ban always carries one.
+// Without a known tick, none does.
+TEST(OverCache, JiffiesDeadlineOnlyWhereTheBucketHasRoom)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    PinnedHere pin;
+    ASSERT_TRUE(pin.ok());
+    Datapath dp = Datapath::loadUnattached();
+    const std::string kC = "10.6.0.3";
+    const uint64_t hour = 3600ULL * 1'000'000'000ULL;
+    dp.install(Rules{{tcpPolicy("roomy", {port(80)}, {pkts(2)}), tcpPolicy("tight", {port(81)}, {pkts(1)}),
+                      withBan(tcpPolicy("ban", {port(82)}, {pkts(1)}), 1, hour)}}
+                   .make());
+    const Frame roomy = syn(kA);
+    const Frame tight = Packet::v4(kB, kServer4).tcp(40000, 81, tcpflag::Syn).build();
+    const Frame banning = Packet::v4(kC, kServer4).tcp(40000, 82, tcpflag::Syn).build();
+    uint32_t action = 0;
+    for (uint32_t want : {XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP}) {
+        ASSERT_EQ(testRun(dp.progFd(), banning, &action), 0);
+        ASSERT_EQ(action, want);
+    }
+    for (uint32_t want : {XDP_PASS, XDP_PASS, XDP_DROP}) {
+        ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
+        ASSERT_EQ(action, want);
+    }
+    for (uint32_t want : {XDP_PASS, XDP_DROP}) {
+        ASSERT_EQ(testRun(dp.progFd(), tight, &action), 0);
+        ASSERT_EQ(action, want);
+    }
+    const auto r = overEntryOf(dp, kA), t = overEntryOf(dp, kB), b = overEntryOf(dp, kC);
+    ASSERT_TRUE(r && t && b) << "the refusals and the ban are cached";
+    EXPECT_EQ(b->what, uint32_t(SLUICE_OVER_BANNED));
+    EXPECT_EQ(t->until_jiffies, 0U) << "no room: every hit reads the clock";
+    if (kernelTickNs() > 0) {
+        EXPECT_GT(r->until_jiffies, 0U) << "room and a known tick: hits need no clock";
+        EXPECT_GT(b->until_jiffies, 0U) << "a ban's hits need no clock";
+    } else {
+        EXPECT_EQ(r->until_jiffies, 0U) << "no tick known to the test, none to libbpf either";
+        EXPECT_EQ(b->until_jiffies, 0U);
+    }
+    // Still refused from the entry, and a reset still lifts it.
+    ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
+    EXPECT_EQ(action, uint32_t(XDP_DROP));
+    EXPECT_EQ(dp.resetSource(Address::parse(kA)), 1U);
+    ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
+    EXPECT_EQ(action, uint32_t(XDP_PASS)) << "the entry outlived a reset";
+}
+
+// With real time, a limit with room (1000 per second, burst 50): refusals
+// are served by jiffies deadlines, which may outlast a due time by up to a
+// tick. The units due meanwhile wait in the bucket, so the source is never
+// admitted beyond burst + rate x time, and never falls more than two ticks'
+// units (a tick, and one for a late tick) behind it. Not timing-fragile: a
+// preempted test only sends later, which both bounds allow for.
+TEST(OverCache, JiffiesRefusalsLoseNoUnits)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    PinnedHere pin;
+    ASSERT_TRUE(pin.ok());
+    const uint64_t tick = kernelTickNs();
+    if (tick == 0)
+        GTEST_SKIP() << "the kernel config is not readable: the program has no jiffies deadlines";
+    constexpr uint64_t kInterval = 1'000'000;  // 1000 per second
+    constexpr uint64_t kBurst = 50;
+    constexpr uint64_t kRunNs = 600'000'000;
+    constexpr int kMaxPackets = 3'000'000;
+    ASSERT_GE((kBurst - 1) * kInterval, SLUICE_OVER_SLACK_TICKS * tick) << "the limit must have room";
+    Datapath dp = Datapath::loadUnattached();
+    dp.install(Rules{{tcpPolicy("flood", {port(80)}, {Limit{LimitKind::Packets, 1000, 1'000'000'000ULL, kBurst}})}}
+                   .make());
+    const Frame f = syn();
+    const uint64_t lag = SLUICE_OVER_SLACK_TICKS * tick;
+    uint64_t admitted = 0, refused = 0, firstBefore = 0, firstAfter = 0, behind = 0, maxBehind = 0;
+    const uint64_t start = Datapath::nowNs();
+    for (int i = 0; i < kMaxPackets && Datapath::nowNs() - start < kRunNs; i++) {
+        uint32_t action = 0;
+        const uint64_t before = Datapath::nowNs();
+        ASSERT_EQ(testRun(dp.progFd(), f, &action), 0);
+        const uint64_t after = Datapath::nowNs();
+        if (action == XDP_PASS) {
+            if (!admitted) {
+                firstBefore = before;
+                firstAfter = after;
+            }
+            admitted++;
+            // The bucket started full no earlier than firstBefore.
+            ASSERT_LE(admitted, kBurst + (after - firstBefore) / kInterval) << "admitted early, packet " << i;
+            continue;
+        }
+        ASSERT_EQ(action, uint32_t(XDP_DROP));
+        refused++;
+        // Units due by `before`, less the ones a refusal may hold back.
+        if (admitted && before > firstAfter + lag) {
+            const uint64_t due = kBurst + (before - firstAfter - lag) / kInterval;
+            if (admitted + 1 < due) {
+                behind++;
+                maxBehind = std::max(maxBehind, due - admitted);
+            }
+        }
+    }
+    EXPECT_EQ(behind, 0U) << "refusals held units back more than two ticks, by up to " << maxBehind;
+    EXPECT_GT(admitted, kBurst + 400) << "over ~600 ms the rate admits ~600 after the burst";
+    EXPECT_GT(refused, admitted);
 }
 
 // Without the cache (the load `make bench-prog` compares against), the same

@@ -871,7 +871,7 @@ TEST(OverCacheEntry, HitNeedsItsKeyEpochLimitAndTime)
     k.addr[3] = 0x0a000001;
     sluice_over_entry e{};
     EXPECT_FALSE(over_hit(&e, &k, 0, 0, kT0)) << "an empty entry";
-    over_put(&e, &k, 3, 1, kT0 + kSecond);
+    over_put(&e, &k, 3, 1, kT0 + kSecond, 0);
     EXPECT_TRUE(over_hit(&e, &k, 3, 1, kT0));
     EXPECT_TRUE(over_hit(&e, &k, 3, 1, kT0 + kSecond - 1));
     EXPECT_FALSE(over_hit(&e, &k, 3, 1, kT0 + kSecond)) << "at the due time";
@@ -887,6 +887,65 @@ TEST(OverCacheEntry, HitNeedsItsKeyEpochLimitAndTime)
         EXPECT_FALSE(over_hit(&e, &other, 3, 1, kT0)) << "key word " << f << " differs";
         EXPECT_LT(over_slot(&other), SLUICE_OVER_SLOTS);
     }
+}
+
+TEST(OverCacheEntry, JiffiesHitNeedsItsKeyEpochLimitAndDeadline)
+{
+    sluice_source_key k{};
+    k.addr[3] = 0x0a000001;
+    sluice_over_entry e{};
+    over_put(&e, &k, 3, 1, kT0 + kSecond, 0);
+    EXPECT_FALSE(over_hit_jiffies(&e, &k, 3, 1, 0)) << "no jiffies deadline: the clock decides";
+    over_put(&e, &k, 3, 1, kT0 + kSecond, 500);
+    EXPECT_TRUE(over_hit_jiffies(&e, &k, 3, 1, 499));
+    EXPECT_FALSE(over_hit_jiffies(&e, &k, 3, 1, 500)) << "at the deadline";
+    EXPECT_FALSE(over_hit_jiffies(&e, &k, 4, 1, 0)) << "another epoch (reset, apply)";
+    EXPECT_FALSE(over_hit_jiffies(&e, &k, 3, 0, 0)) << "another limit";
+    sluice_source_key other = k;
+    other.addr[3] ^= 1;
+    EXPECT_FALSE(over_hit_jiffies(&e, &other, 3, 1, 0)) << "another source";
+}
+
+// The jiffies deadline: ends after due (never cuts a refusal short) and within
+// one tick of it; given only when the bucket has room for the units that come
+// due meanwhile, so that none is lost.
+TEST(OverCacheEntry, JiffiesDeadlineEndsWithinOneTickOfDueAndOnlyWithRoom)
+{
+    constexpr uint64_t kTick = 4'000'000;  // HZ=250
+    std::mt19937_64 rng(23);
+    for (int i = 0; i < 20000; i++) {
+        const uint8_t kind = std::array<uint8_t, 3>{kConn, kPkts, kBytes}[rng() % 3];
+        const uint64_t count = 1 + rng() % 100000;
+        const uint64_t period = std::array<uint64_t, 4>{kSecond, kMinute, kHour, kDay}[rng() % 4];
+        const uint64_t burst = 1 + rng() % 1000;
+        const sluice_limit l = makeLimit(kind, count, period, burst);
+        const uint64_t now = kT0 + rng() % kSecond;
+        const uint64_t due = now + 1 + rng() % (l.capacity_ns + 1);
+        // jiffies0 was reached at some time in (now - tick, now].
+        const uint64_t jiffies0 = 1000 + rng() % 1000;
+        const uint64_t reachedAt = now - rng() % kTick;
+        const uint64_t until = over_until_jiffies(&l, now, due, jiffies0, kTick);
+        SCOPED_TRACE(describe(l) + " now " + std::to_string(now) + " due " + std::to_string(due));
+        const uint64_t room = l.capacity_ns - gcra_cost_ns(&l, 1);
+        if (room < SLUICE_OVER_SLACK_TICKS * kTick) {
+            ASSERT_EQ(until, 0U) << "a bucket without room for two ticks of units";
+            continue;
+        }
+        ASSERT_GT(until, jiffies0);
+        // Ticks come every kTick: jiffy j is reached at reachedAt + (j - jiffies0) * kTick.
+        const uint64_t endsAt = reachedAt + (until - jiffies0) * kTick;
+        ASSERT_LT(endsAt, due + kTick) << "the refusal would outlast due by a tick or more";
+    }
+    // A ban's deadline: no room needed, the same bound.
+    EXPECT_EQ(over_deadline_jiffies(kT0, kT0 + kSecond, 7, 0), 0U) << "an unknown tick";
+    EXPECT_EQ(over_deadline_jiffies(kT0, kT0, 7, kTick), 0U) << "a ban already over";
+    EXPECT_EQ(over_deadline_jiffies(kT0, kT0 + 1, 7, kTick), 8U);
+    EXPECT_EQ(over_deadline_jiffies(kT0, kT0 + kSecond, 7, kTick), 7U + kSecond / kTick);
+    const sluice_limit roomy = makeLimit(kPkts, 1000, kSecond, 1000);
+    EXPECT_EQ(over_until_jiffies(&roomy, kT0, kT0 + 1'000'000, 7, 0), 0U) << "an unknown tick";
+    EXPECT_EQ(over_until_jiffies(&roomy, kT0, kT0, 7, kTick), 0U) << "nothing to refuse";
+    EXPECT_EQ(over_until_jiffies(&roomy, kT0, kT0 + 1'000'000, 7, kTick), 8U);
+    EXPECT_EQ(over_until_jiffies(&roomy, kT0, kT0 + kTick + 1, 7, kTick), 9U);
 }
 
 }  // namespace
