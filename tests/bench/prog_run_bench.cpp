@@ -30,6 +30,7 @@ constexpr uint16_t kPolicedPort = 9000;
 constexpr uint16_t kBanPort = 9001;
 constexpr uint16_t kOpenPort = 9999;
 constexpr uint16_t kNewSourcesPort = 9002;
+constexpr uint16_t kRoomyPort = 9003;
 
 // r0 = XDP_DROP; exit
 int loadBareDrop()
@@ -86,10 +87,18 @@ int main()
         generous.proto = Proto::Udp;
         generous.ports = {{kPolicedPort, kPolicedPort}};
         generous.limits = {{LimitKind::Packets, 1'000'000'000, kNsPerSecond, 1'000'000'000}};
-        Policy tight = generous;  // refuses everything after one packet
+        // Refuses everything after one packet. Burst 1 leaves the bucket no
+        // room, so each cached refusal reads the clock (lib/overcache.h).
+        Policy tight = generous;
         tight.name = "over-limit";
         tight.proto = Proto::Tcp;
         tight.limits = {{LimitKind::Packets, 1, 86400 * kNsPerSecond, 1}};
+        // Refuses everything after two packets, with room for a unit more
+        // than one: its cached refusals are served by a jiffies deadline.
+        Policy roomy = tight;
+        roomy.name = "over-limit-roomy";
+        roomy.ports = {{kRoomyPort, kRoomyPort}};
+        roomy.limits = {{LimitKind::Packets, 2, 86400 * kNsPerSecond, 2}};
         Policy banning = tight;  // bans on the second refused packet, for a day
         banning.name = "ban";
         banning.ports = {{kBanPort, kBanPort}};
@@ -99,7 +108,7 @@ int main()
         budget.name = "new-sources";
         budget.ports = {{kNewSourcesPort, kNewSourcesPort}};
         budget.newSources = Limit{LimitKind::Packets, 1, 86400 * kNsPerSecond, 1};
-        rules.policies = {generous, tight, banning, budget};
+        rules.policies = {generous, tight, roomy, banning, budget};
         dp.install(rules);
         noCache.install(rules);
         // Spend the budget: from here on every other source is new and refused.
@@ -112,8 +121,10 @@ int main()
              Packet::v4("198.18.0.2", "198.18.0.1").udp(40000, kPolicedPort).payload(18).build(), XDP_PASS},
             {"known IPv6 source within its limit",
              Packet::v6("fd00:5c::2", "fd00:5c::1").udp(40000, kPolicedPort).payload(18).build(), XDP_PASS},
-            {"IPv4 source over its limit",
+            {"IPv4 source over its limit, burst 1",
              Packet::v4("198.18.0.3", "198.18.0.1").tcp(40000, kPolicedPort).payload(6).build(), XDP_DROP},
+            {"IPv4 source over its limit, roomy",
+             Packet::v4("198.18.0.3", "198.18.0.1").tcp(40000, kRoomyPort).payload(6).build(), XDP_DROP},
             {"IPv4 source banned",
              Packet::v4("198.18.0.4", "198.18.0.1").tcp(40000, kBanPort).payload(6).build(), XDP_DROP},
             {"IPv4 port without a policy",
