@@ -666,6 +666,50 @@ TEST_F(CliNet, ApplyAndDryRun) {
     EXPECT_EQ(statOf(s, iface_, "udp-ten", "monitored"), 5u) << s.dump();
 }
 
+// `policy list` shows what a config installed beyond the limits: the ban,
+// the new-source budget and the redirect target, read back from the kernel.
+TEST_F(CliNet, PolicyListShowsBanNewSourcesAndRedirect) {
+    attach();
+    std::string cfg = tmp_.write("extras.toml", header() +
+                                                    "[[policy]]\nname = \"guard\"\nproto = \"tcp\"\nports = [8080]\n"
+                                                    "connections = \"5 per day\"\nban_after = \"20 per minute\"\n"
+                                                    "ban = \"10 minutes\"\nnew_sources = \"100 per second\"\n\n" +
+                                                    udpPolicy("redir", "7000", "5 per day", "redirect",
+                                                              "redirect_to = \"" + iface_ + "\""));
+    Cli r = sluice({"apply", iface_, "--config", cfg});
+    ASSERT_EQ(r.status, 0) << r;
+
+    r = sluice({"policy", "list", "--iface", iface_});
+    EXPECT_EQ(r.status, 0) << r;
+    EXPECT_EQ(tableRow(r.out, {"POLICY"}),
+              (std::vector<std::string>{"POLICY", "PROTO", "PORTS", "LIMITS", "ACTION", "KEY", "BAN", "NEW",
+                                        "SOURCES"}))
+        << r;
+    EXPECT_EQ(tableRow(r.out, {"guard"}),
+              (std::vector<std::string>{"guard", "tcp", "8080", "connections", "5", "per", "1", "day", "drop",
+                                        "source", "/32", "/64", "after", "20", "per", "1", "minute,", "for",
+                                        "10m00s", "100", "per", "1", "second"}))
+        << r;
+    EXPECT_EQ(tableRow(r.out, {"redir"}),
+              (std::vector<std::string>{"redir", "udp", "7000", "packets", "5", "per", "1", "day", "redirect",
+                                        "to", iface_, "source", "/32", "/64", "-", "-"}))
+        << r;
+
+    Json list = sluiceJson({"policy", "list", "--iface", iface_, "--json"});
+    const Json* guard = findPolicy(list, iface_, "guard");
+    const Json* redir = findPolicy(list, iface_, "redir");
+    ASSERT_TRUE(guard && redir) << list.dump(2);
+    EXPECT_EQ((*guard)["ban"]["after"]["count"], 20) << guard->dump(2);
+    EXPECT_EQ((*guard)["ban"]["after"]["period_ns"].get<uint64_t>(), 60ULL * 1'000'000'000ULL);
+    EXPECT_EQ((*guard)["ban"]["for_ns"].get<uint64_t>(), 600ULL * 1'000'000'000ULL);
+    EXPECT_EQ((*guard)["new_sources"]["count"], 100);
+    EXPECT_EQ((*guard)["new_sources"]["period_ns"].get<uint64_t>(), 1'000'000'000ULL);
+    EXPECT_TRUE((*guard)["redirect_to"].is_null());
+    EXPECT_EQ((*redir)["redirect_to"], iface_);
+    EXPECT_TRUE((*redir)["ban"].is_null());
+    EXPECT_TRUE((*redir)["new_sources"].is_null());
+}
+
 // ---------------------------------------------------------------- policy, allow, deny
 
 TEST_F(CliNet, PolicyAllowAndDenyEdits) {
@@ -686,11 +730,11 @@ TEST_F(CliNet, PolicyAllowAndDenyEdits) {
     EXPECT_TRUE(contains(r.out, iface_ + ":")) << r;
     EXPECT_EQ(tableRow(r.out, {"udp-ten"}),
               (std::vector<std::string>{"udp-ten", "udp", "7000", "packets", "10", "per", "1", "day", "drop",
-                                        "source", "/32", "/64"}))
+                                        "source", "/32", "/64", "-", "-"}))
         << r;
     EXPECT_EQ(tableRow(r.out, {"tcp-web"}),
               (std::vector<std::string>{"tcp-web", "tcp", "8080,9000-9010", "connections", "5", "per", "1",
-                                        "day", "monitor", "source", "/32", "/128"}))
+                                        "day", "monitor", "source", "/32", "/128", "-", "-"}))
         << r;
     Json list = sluiceJson({"policy", "list", "--iface", iface_, "--json"});
     ASSERT_EQ(list[iface_].size(), 2u) << list.dump(2);

@@ -84,7 +84,10 @@ Json toJson(const Policy& p)
                 {"key", p.key == KeyMode::Global ? "global" : "source"},
                 {"ipv4_prefix", p.ipv4Prefix},
                 {"ipv6_prefix", p.ipv6Prefix},
-                {"scope", scopeName(p.scope)}};
+                {"scope", scopeName(p.scope)},
+                {"redirect_to", p.redirectTo.empty() ? Json(nullptr) : Json(p.redirectTo)},
+                {"ban", p.banAfter ? Json{{"after", limitJson(*p.banAfter)}, {"for_ns", p.banNs}} : Json(nullptr)},
+                {"new_sources", p.newSources ? limitJson(*p.newSources) : Json(nullptr)}};
 }
 
 Json toJson(const Ruleset& r)
@@ -124,12 +127,18 @@ Json toJson(const SourceState& s)
 
 std::string policyTable(const Ruleset& r)
 {
-    Table t({"POLICY", "PROTO", "PORTS", "LIMITS", "ACTION", "KEY"});
+    Table t({"POLICY", "PROTO", "PORTS", "LIMITS", "ACTION", "KEY", "BAN", "NEW SOURCES"});
     for (const auto& p : r.policies) {
         std::string key = p.key == KeyMode::Global
                               ? "global"
                               : "source /" + std::to_string(p.ipv4Prefix) + " /" + std::to_string(p.ipv6Prefix);
-        t.add({p.name, protoName(p.proto), describePorts(p.ports), limitsText(p.limits), actionName(p.action), key});
+        std::string action = actionName(p.action);
+        if (!p.redirectTo.empty())
+            action += " to " + p.redirectTo;
+        std::string ban = p.banAfter ? "after " + describeLimit(*p.banAfter) + ", for " + formatDuration(p.banNs) : "-";
+        std::string newSources = p.newSources ? describeLimit(*p.newSources) : "-";
+        t.add({p.name, protoName(p.proto), describePorts(p.ports), limitsText(p.limits), action, key, ban,
+               newSources});
     }
     return r.policies.empty() ? "no policies\n" : t.str();
 }
