@@ -837,17 +837,23 @@ TEST(GcraConcurrency, StackedLimitsRefundExactly)
     }
 }
 
+// A limit of any kind, rate and burst, for the randomised tests below.
+sluice_limit randomLimit(std::mt19937_64& rng)
+{
+    const uint8_t kind = std::array<uint8_t, 3>{kConn, kPkts, kBytes}[rng() % 3];
+    const uint64_t count = 1 + rng() % 100000;
+    const uint64_t period = std::array<uint64_t, 4>{kSecond, kMinute, kHour, kDay}[rng() % 4];
+    const uint64_t burst = 1 + rng() % 1000;
+    return makeLimit(kind, count, period, burst);
+}
+
 // The over-limit cache's due time (lib/overcache.h): for random limits and
 // states, every charge before it is refused, and one unit at it is admitted.
 TEST(GcraDue, NothingIsAdmittedBeforeItAndOneUnitIsAt)
 {
     std::mt19937_64 rng(11);
     for (int i = 0; i < 20000; i++) {
-        const uint8_t kind = std::array<uint8_t, 3>{kConn, kPkts, kBytes}[rng() % 3];
-        const uint64_t count = 1 + rng() % 100000;
-        const uint64_t period = std::array<uint64_t, 4>{kSecond, kMinute, kHour, kDay}[rng() % 4];
-        const uint64_t burst = 1 + rng() % 1000;
-        const sluice_limit l = makeLimit(kind, count, period, burst);
+        const sluice_limit l = randomLimit(rng);
         const uint64_t tat = kT0 + rng() % (2 * l.capacity_ns + 1);
         const uint64_t due = gcra_due_ns(&l, tat);
         SCOPED_TRACE(describe(l) + " tat " + std::to_string(tat) + " due " + std::to_string(due));
@@ -914,11 +920,7 @@ TEST(OverCacheEntry, JiffiesDeadlineEndsWithinOneTickOfDueAndOnlyWithRoom)
     constexpr uint64_t kTick = 4'000'000;  // HZ=250
     std::mt19937_64 rng(23);
     for (int i = 0; i < 20000; i++) {
-        const uint8_t kind = std::array<uint8_t, 3>{kConn, kPkts, kBytes}[rng() % 3];
-        const uint64_t count = 1 + rng() % 100000;
-        const uint64_t period = std::array<uint64_t, 4>{kSecond, kMinute, kHour, kDay}[rng() % 4];
-        const uint64_t burst = 1 + rng() % 1000;
-        const sluice_limit l = makeLimit(kind, count, period, burst);
+        const sluice_limit l = randomLimit(rng);
         const uint64_t now = kT0 + rng() % kSecond;
         const uint64_t due = now + 1 + rng() % (l.capacity_ns + 1);
         // jiffies0 was reached at some time in (now - tick, now].
