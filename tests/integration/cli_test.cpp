@@ -710,6 +710,53 @@ TEST_F(CliNet, PolicyListShowsBanNewSourcesAndRedirect) {
     EXPECT_TRUE((*redir)["new_sources"].is_null());
 }
 
+// `policy add` takes what a config's policy can have beyond its limits, and
+// refuses the same mistakes with the same words, adding nothing.
+TEST_F(CliNet, PolicyAddTakesBanNewSourcesAndRedirect) {
+    attach();
+    const std::vector<std::string> guard = {"policy", "add", "--iface", iface_, "--proto", "tcp", "--ports", "8080",
+                                            "--connections", "5 per day"};
+    auto with = [](std::vector<std::string> args, const std::vector<std::string>& more) {
+        args.insert(args.end(), more.begin(), more.end());
+        return args;
+    };
+    Cli r = sluice(with(guard, {"--name", "guard", "--ban-after", "20 per minute", "--ban", "10 minutes",
+                                "--new-sources", "100 per second"}));
+    ASSERT_EQ(r.status, 0) << r;
+    r = sluice({"policy", "add", "--iface", iface_, "--name", "redir", "--proto", "udp", "--ports", "7000",
+                "--packets", "5 per day", "--action", "redirect", "--redirect-to", iface_});
+    ASSERT_EQ(r.status, 0) << r;
+    Json list = sluiceJson({"policy", "list", "--iface", iface_, "--json"});
+    const Json* g = findPolicy(list, iface_, "guard");
+    const Json* d = findPolicy(list, iface_, "redir");
+    ASSERT_TRUE(g && d) << list.dump(2);
+    EXPECT_EQ((*g)["ban"]["after"]["count"], 20) << g->dump(2);
+    EXPECT_EQ((*g)["ban"]["for_ns"].get<uint64_t>(), 600ULL * 1'000'000'000ULL);
+    EXPECT_EQ((*g)["new_sources"]["count"], 100);
+    EXPECT_EQ((*d)["action"], "redirect");
+    EXPECT_EQ((*d)["redirect_to"], iface_);
+
+    const struct {
+        std::vector<std::string> more;
+        std::string says;
+    } mistakes[] = {
+        {{"--name", "half", "--ban-after", "20 per minute"}, "ban_after and ban go together"},
+        {{"--name", "half2", "--ban", "10 minutes"}, "ban_after and ban go together"},
+        {{"--name", "glob", "--key", "global", "--new-sources", "1 per second"}, "new_sources needs key"},
+        {{"--name", "two", "--new-sources", "1 per second; 5 per minute"}, "--new-sources takes one rate"},
+        {{"--name", "when", "--ban-after", "20 per minute", "--ban", "soon"}, "soon"},
+        {{"--name", "nowhere", "--action", "redirect"}, "redirect needs redirect_to"},
+        {{"--name", "stray", "--redirect-to", iface_}, "redirect_to is only for action redirect"},
+    };
+    for (const auto& m : mistakes) {
+        r = sluice(with(guard, m.more));
+        EXPECT_EQ(r.status, 2) << r;
+        EXPECT_TRUE(contains(r.err, m.says)) << r;
+    }
+    list = sluiceJson({"policy", "list", "--iface", iface_, "--json"});
+    EXPECT_EQ(list[iface_].size(), 2u) << "a refused policy was added: " << list.dump(2);
+}
+
 // ---------------------------------------------------------------- policy, allow, deny
 
 TEST_F(CliNet, PolicyAllowAndDenyEdits) {

@@ -168,7 +168,7 @@ void editRules(const std::string& iface, Edit edit)
 
 struct PolicyArgs {
     std::string iface, name, proto = "tcp", ports, connections, packets, bytes, action = "drop", key = "source";
-    std::string scope = "host";
+    std::string scope = "host", banAfter, ban, newSources, redirectTo;
     int ipv4Prefix = 32, ipv6Prefix = 64;
 };
 
@@ -195,8 +195,27 @@ Policy policyFromArgs(const PolicyArgs& a)
         throwUsage("a policy needs --connections, --packets or --bytes");
     auto action = actionFromName(a.action);
     if (!action)
-        throwUsage("--action must be drop, reject, respond or monitor, not '" + a.action + "'");
+        throwUsage("--action must be drop, reject, respond, redirect or monitor, not '" + a.action + "'");
     p.action = *action;
+    p.redirectTo = a.redirectTo;
+    // One rate counted in packets, as the config's ban_after and new_sources.
+    auto oneRate = [](const std::string& text, const char* option) {
+        SourceLocation where;
+        where.file = option;
+        auto rates = parseRates(text, LimitKind::Packets, where);
+        if (rates.size() != 1)
+            throwUsage(std::string(option) + " takes one rate, not " + std::to_string(rates.size()));
+        return rates.front();
+    };
+    if (!a.banAfter.empty())
+        p.banAfter = oneRate(a.banAfter, "--ban-after");
+    if (!a.ban.empty()) {
+        SourceLocation where;
+        where.file = "--ban";
+        p.banNs = parseDurationNs(a.ban, where);
+    }
+    if (!a.newSources.empty())
+        p.newSources = oneRate(a.newSources, "--new-sources");
     if (a.key != "source" && a.key != "global")
         throwUsage("--key must be source or global");
     p.key = a.key == "global" ? KeyMode::Global : KeyMode::Source;
@@ -563,8 +582,17 @@ int run(int argc, char** argv)
     policyAdd->add_option("--packets", policyArgs.packets, "Rate of packets: \"50/second burst 100\"");
     policyAdd->add_option("--bytes", policyArgs.bytes, "Rate of bytes: \"10 MB/second\"");
     policyAdd->add_option("--action", policyArgs.action,
-                          "drop, reject (TCP: RST), respond (TCP: HTTP 429, needs `sluice run`) or monitor; "
-                          "redirect needs a config file (redirect_to)");
+                          "drop, reject (TCP: RST), respond (TCP: HTTP 429, needs `sluice run`), redirect "
+                          "(with --redirect-to) or monitor");
+    policyAdd->add_option("--redirect-to", policyArgs.redirectTo,
+                          "Action redirect: the interface the excess is sent out of");
+    policyAdd->add_option("--ban-after", policyArgs.banAfter,
+                          "With --ban: a rate of limited packets; the one it refuses bans the source: "
+                          "\"20 per minute\"");
+    policyAdd->add_option("--ban", policyArgs.ban, "With --ban-after: how long a ban lasts: \"10 minutes\"");
+    policyAdd->add_option("--new-sources", policyArgs.newSources,
+                          "How fast never-seen sources may start buckets; the rest are dropped: "
+                          "\"1000 per second\"");
     policyAdd->add_option("--key", policyArgs.key, "source or global");
     policyAdd->add_option("--ipv4-prefix", policyArgs.ipv4Prefix, "Bucket per IPv4 prefix (default 32)");
     policyAdd->add_option("--ipv6-prefix", policyArgs.ipv6Prefix, "Bucket per IPv6 prefix (default 64)");
