@@ -523,6 +523,8 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		if (over && over_cached(over, &key, epoch, &now, p, pkt, len))
 			return CHARGE_LIMITED;
 	}
+	/* over_cached() reads the clock only when jiffies did not settle it;
+	 * bpf_ktime_get_ns() is never 0 once the system has booted. */
 	if (!now)
 		now = bpf_ktime_get_ns();
 	st = source_state(&key, p, now, &found);
