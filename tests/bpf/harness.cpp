@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "harness.h"
+#include "lib/admit.h"
 
 #include "error.h"
 #include "unique_fd.h"
@@ -204,6 +205,15 @@ std::vector<sluice_over_entry> liveOverEntryList(const Datapath& dp)
 }
 
 size_t liveOverEntries(const Datapath& dp) { return liveOverEntryList(dp).size(); }
+
+uint32_t admitSlotV4(uint32_t stateTag, uint32_t addrHost)
+{
+    sluice_source_key k{};
+    k.state_tag = stateTag;
+    k.addr[2] = htonl(0xffff);  // IPv4-mapped, as the program keys it
+    k.addr[3] = htonl(addrHost);
+    return admit_slot(&k);
+}
 
 namespace {
 

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "lib/admit.h"
 
 namespace sluice::test {
 namespace {
@@ -128,17 +127,10 @@ TEST(NewSources, RememberedSourceIsNotNew)
     // flood would, skipping any that would land in the slow source's slot of
     // the probation memory (overwriting it is the memory's known limit).
     const uint32_t tag = dp.installedPolicies().at(0).stateTag;
-    auto memorySlot = [tag](uint32_t addrHost) {
-        sluice_source_key k{};
-        k.state_tag = tag;
-        k.addr[2] = htonl(0xffff);
-        k.addr[3] = htonl(addrHost);
-        return admit_slot(&k);
-    };
-    const uint32_t slowSlot = memorySlot(0x0a090801u);  // 10.9.8.1
+    const uint32_t slowSlot = admitSlotV4(tag, 0x0a090801u);  // 10.9.8.1
     uint32_t sent = 0;
     for (uint32_t host = 0x0b000001u; sent < floodSources; host++) {
-        if (memorySlot(host) == slowSlot)
+        if (admitSlotV4(tag, host) == slowSlot)
             continue;
         in_addr a;
         a.s_addr = htonl(host);
