@@ -448,10 +448,12 @@ static __always_inline int over_cached(const struct sluice_over_entry *e,
 		return 0;
 	if (!gcra_units(p->limits[what].kind, pkt->is_syn, len))
 		return 0;
-	if (over_hit_jiffies(e, key, epoch, what, bpf_jiffies64()))
+	if (!over_match(e, key, epoch, what))
+		return 0;
+	if (over_ahead_jiffies(e, bpf_jiffies64()))
 		return 1;
 	*now = bpf_ktime_get_ns();
-	return over_hit(e, key, epoch, what, *now);
+	return over_ahead(e, *now);
 }
 
 static __always_inline __u64 tick_ns(void)
@@ -570,17 +572,20 @@ static __always_inline int source_banned(const struct sluice_policy *p,
 	struct sluice_over_entry *over = NULL;
 	struct sluice_source_key key;
 	__u64 *until, now;
+	int cached = 0;
 
 	source_key(&key, p, pkt);
 	if (sluice_over_cache) {
 		over = over_entry(&key);
-		if (over && over_hit_jiffies(over, &key, epoch,
-					     SLUICE_OVER_BANNED,
-					     bpf_jiffies64()))
+		cached = over && over_match(over, &key, epoch,
+					    SLUICE_OVER_BANNED);
+		if (cached && over_ahead_jiffies(over, bpf_jiffies64()))
 			return 1;
 	}
 	now = bpf_ktime_get_ns();
-	if (over && over_hit(over, &key, epoch, SLUICE_OVER_BANNED, now))
+	/* `over &&` again for the verifier: it cannot tell that cached
+	 * implies it. */
+	if (cached && over && over_ahead(over, now))
 		return 1;
 	until = bpf_map_lookup_elem(&sluice_bans, &key);
 	if (!until)

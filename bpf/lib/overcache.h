@@ -59,25 +59,47 @@ static __always_inline int over_same_key(const struct sluice_source_key *a,
  * a tick that comes late. */
 #define SLUICE_OVER_SLACK_TICKS	2
 
-/* The entry holds `key`, refused by `what` (a limit index or
- * SLUICE_OVER_BANNED), written under `epoch`, and T is still ahead. */
+/* The entry is about `key`, refused by `what` (a limit index or
+ * SLUICE_OVER_BANNED), written under `epoch`. Checked once per probe,
+ * before either clock. */
+static __always_inline int over_match(const struct sluice_over_entry *e,
+				      const struct sluice_source_key *key,
+				      __u32 epoch, __u32 what)
+{
+	return e->what == what && e->epoch == epoch &&
+	       over_same_key(&e->key, key);
+}
+
+/* Its jiffies deadline (over_until_jiffies) is still ahead: T is too,
+ * without reading the clock. Never for an entry without one (0). */
+static __always_inline int over_ahead_jiffies(const struct sluice_over_entry *e,
+					      __u64 jiffies)
+{
+	return jiffies < e->until_jiffies;
+}
+
+/* T is still ahead by the clock. */
+static __always_inline int over_ahead(const struct sluice_over_entry *e,
+				      __u64 now)
+{
+	return now < e->until_ns;
+}
+
+/* A hit by the clock, and one by jiffies: match and time together. */
 static __always_inline int over_hit(const struct sluice_over_entry *e,
 				    const struct sluice_source_key *key,
 				    __u32 epoch, __u32 what, __u64 now)
 {
-	return e->what == what && e->epoch == epoch && now < e->until_ns &&
-	       over_same_key(&e->key, key);
+	return over_match(e, key, epoch, what) && over_ahead(e, now);
 }
 
-/* As over_hit(), with jiffies64 for the clock: the entry has a jiffies
- * deadline (over_until_jiffies) and it is still ahead. */
 static __always_inline int over_hit_jiffies(const struct sluice_over_entry *e,
 					    const struct sluice_source_key *key,
 					    __u32 epoch, __u32 what,
 					    __u64 jiffies)
 {
-	return e->what == what && e->epoch == epoch &&
-	       jiffies < e->until_jiffies && over_same_key(&e->key, key);
+	return over_match(e, key, epoch, what) &&
+	       over_ahead_jiffies(e, jiffies);
 }
 
 static __always_inline void over_put(struct sluice_over_entry *e,
