@@ -5,9 +5,12 @@
 // time, and never refuse a packet its entry's limit does not charge. Rows
 // run pinned to one CPU, so `.over(n)` sees the entries the steps wrote.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <sys/utsname.h>
 #include <zlib.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 
@@ -225,6 +228,51 @@ TEST(OverCache, JiffiesDeadlineOnlyWhereTheBucketHasRoom)
     EXPECT_EQ(dp.resetSource(Address::parse(kA)), 1U);
     ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
     EXPECT_EQ(action, uint32_t(XDP_PASS)) << "the entry outlived a reset";
+}
+
+// The program takes an entry's jiffies deadline as the answer, without the
+// clock: an entry written by hand for a source its bucket still admits
+// refuses it while either deadline is ahead, and only then. (Were the
+// jiffies deadline ignored, the first such packet would be admitted.)
+TEST(OverCache, JiffiesDeadlineAloneRefuses)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    PinnedHere pin;
+    ASSERT_TRUE(pin.ok());
+    Datapath dp = Datapath::loadUnattached();
+    dp.install(Rules{{tcpPolicy("roomy", {port(80)}, {pkts(3)})}}.make());
+    uint32_t action = 0;
+    ASSERT_EQ(testRun(dp.progFd(), syn(kA), &action), 0);
+    ASSERT_EQ(action, uint32_t(XDP_PASS)) << "one of three units";
+
+    uint32_t zero = 0;
+    sluice_config cfg{};
+    ASSERT_EQ(bpf_map_lookup_elem(dp.mapFd("sluice_config"), &zero, &cfg), 0);
+    in_addr a{};
+    ASSERT_EQ(inet_pton(AF_INET, kA.c_str(), &a), 1);
+    sluice_source_key key{};
+    key.state_tag = dp.installedPolicies().at(0).stateTag;
+    key.addr[2] = htonl(0xffff);
+    key.addr[3] = a.s_addr;
+    const int cpu = sched_getcpu(), ncpus = libbpf_num_possible_cpus();
+    ASSERT_TRUE(cpu >= 0 && cpu < ncpus);
+    uint32_t slot = over_slot(&key);
+    auto writeEntry = [&](uint64_t untilNs, uint64_t untilJiffies) {
+        std::vector<sluice_over_entry> percpu(static_cast<size_t>(ncpus));
+        ASSERT_EQ(bpf_map_lookup_elem(dp.mapFd("sluice_over"), &slot, percpu.data()), 0);
+        over_put(&percpu[static_cast<size_t>(cpu)], &key, cfg.cache_epoch, 0, untilNs, untilJiffies);
+        ASSERT_EQ(bpf_map_update_elem(dp.mapFd("sluice_over"), &slot, percpu.data(), BPF_ANY), 0);
+    };
+    writeEntry(0, UINT64_MAX);
+    ASSERT_EQ(testRun(dp.progFd(), syn(kA), &action), 0);
+    EXPECT_EQ(action, uint32_t(XDP_DROP)) << "a jiffies deadline ahead refuses, the clock unread";
+    writeEntry(UINT64_MAX, 0);
+    ASSERT_EQ(testRun(dp.progFd(), syn(kA), &action), 0);
+    EXPECT_EQ(action, uint32_t(XDP_DROP)) << "no jiffies deadline: the clock refuses";
+    writeEntry(0, 0);
+    ASSERT_EQ(testRun(dp.progFd(), syn(kA), &action), 0);
+    EXPECT_EQ(action, uint32_t(XDP_PASS)) << "both behind: the bucket decides, and has a unit";
 }
 
 // With real time, a limit with room (1000 per second, burst 50): refusals
