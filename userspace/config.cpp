@@ -93,18 +93,20 @@ std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
         if (i < text.size() && text[i] == quote)
             i++;
     };
-    // A quote opens a string only where a key or a value starts: toml++
-    // reads '-"é"', '1"é"' or '0x4==="é"' on as one value and classifies
-    // what it meets. So the scan follows keys (`keyMode`), the '=' after
-    // them, and the arrays and inline tables of values (`nesting`).
-    bool keyMode = true;
-    std::vector<char> nesting;
-    char prev = '\n';
-    bool prevIsSeparator = false;
-    auto opensString = [&] {
-        return prev == '\n' || prev == '[' || prev == '{' || prev == ',' ||
-               (prev == '.' && keyMode) || (prev == '=' && prevIsSeparator);
+    // toml++'s value terminators (is_value_terminator), ASCII ones.
+    auto endsValue = [](char c) {
+        return c == ' ' || (c >= '\t' && c <= '\r') || c == ']' || c == '}' || c == ',' || c == '#';
     };
+    // A quote opens a string only where a key or a value starts. Any other
+    // value (number, boolean, date) toml++ reads up to a terminator, quotes
+    // and brackets included ('-"é"', '0["é"', '0x4==="é"'), classifying each
+    // character: so does this scan. Where neither a key nor a value may
+    // start (after a value, a key or a header), a quote opens nothing: toml++
+    // stops with an error there, and anything non-ASCII after it is refused.
+    enum class Next { Key, Value, Neither };
+    Next next = Next::Key;
+    bool keyMode = true;        // keys until '=', then a value
+    std::vector<char> nesting;  // open arrays and inline tables
     while (i < text.size() && !found) {
         char c = text[i];
         if (nonAscii(c))
@@ -114,39 +116,56 @@ std::optional<UnreadableCharacter> unreadableCharacter(std::string_view text)
                 i++;
             continue;
         }
-        if ((c == '"' || c == '\'') && opensString()) {
-            if (text.substr(i, 3) == std::string(3, c)) {
-                i += 3;
-                closeMultiLine(c);
-            } else {
-                i++;
-                closeOneLine(c);
-            }
-        } else {
-            i++;
-        }
+        i++;
         if (c == ' ' || c == '\t' || c == '\r')
             continue;
-        bool separator = false;
-        if (c == '\n' && nesting.empty()) {
-            keyMode = true;
-        } else if (c == '=' && keyMode) {
-            keyMode = false;
-            separator = true;
-        } else if (c == '[' && !keyMode) {
-            nesting.push_back('[');
-        } else if (c == '{' && !keyMode) {
-            nesting.push_back('{');
-            keyMode = true;
-        } else if ((c == ']' || c == '}') && !nesting.empty() &&
-                   nesting.back() == (c == ']' ? '[' : '{')) {
+        if (c == '\n') {
+            // A line break inside an array keeps what may come next.
+            if (nesting.empty()) {
+                next = Next::Key;
+                keyMode = true;
+            }
+            continue;
+        }
+        if ((c == '"' || c == '\'') && next != Next::Neither) {
+            if (text.substr(i - 1, 3) == std::string(3, c)) {
+                i += 2;
+                closeMultiLine(c);
+            } else {
+                closeOneLine(c);
+            }
+            next = Next::Neither;
+            continue;
+        }
+        bool closes = (c == ']' || c == '}') && !nesting.empty() &&
+                      nesting.back() == (c == ']' ? '[' : '{');
+        if (closes) {
             nesting.pop_back();
             keyMode = false;
-        } else if (c == ',' && !nesting.empty() && nesting.back() == '{') {
+            next = Next::Neither;
+        } else if (c == ',' && !nesting.empty()) {
+            keyMode = nesting.back() == '{';
+            next = keyMode ? Next::Key : Next::Value;
+        } else if (next == Next::Value && c == '[') {
+            nesting.push_back('[');
+        } else if (next == Next::Value && c == '{') {
+            nesting.push_back('{');
             keyMode = true;
+            next = Next::Key;
+        } else if (next == Next::Value) {
+            while (i < text.size() && !endsValue(text[i]))
+                if (nonAscii(text[i++]))
+                    return UnreadableCharacter{i - 1, false};
+            next = Next::Neither;
+        } else if (keyMode && c == '=') {
+            keyMode = false;
+            next = Next::Value;
+        } else if (keyMode && (c == '.' || (c == '[' && next == Next::Key))) {
+            // A dotted key goes on; '[' or '[[' opens a table header.
+            next = Next::Key;
+        } else {
+            next = Next::Neither;
         }
-        prev = c;
-        prevIsSeparator = separator;
     }
     return found;
 }

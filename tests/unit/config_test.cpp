@@ -439,6 +439,19 @@ TEST(Config, NonAsciiInStringsAndCommentsIsRead)
     EXPECT_EQ(c.rules.deny.size(), 1U);
 }
 
+// Strings in arrays, inline tables and quoted keys are strings wherever
+// TOML lets a value or key start: the guard above lets them through to toml++
+// and the config reader, which then names the unknown key.
+TEST(Config, NonAsciiInNestedStringsReachesTheConfigReader)
+{
+    std::string msg = usageError([] {
+        parseConfig("x = [1, \"\u00e9\", {a = \"\u00e9\", \"\u00e9\".'\u00e9' = ['\u00e9', []]},\n"
+                    "  [ # \u00e9\n  \"\"\"\u00e9\"\"\"], 1979-05-27 07:32:00, \"\u00e9\",]\n",
+                    "t.toml");
+    });
+    EXPECT_EQ(msg.rfind("t.toml:1:1: unknown key 'x' at the top level", 0), 0U) << msg;
+}
+
 TEST(Config, TooManyPoliciesPointAtTheFileStart)
 {
     // compileRuleset's own check: a message that names no policy.
@@ -709,6 +722,15 @@ const std::vector<InvalidCase> kInvalid = {
     {"NonAsciiInStringInsideValue", "[sluice]\nmetrics = -\"h\u00c3\"\n", "t.toml:2:14: ",
      "outside a string or comment"},
     {"NonAsciiInStringAfterSecondEquals", "[sluice]\nmax_sources = 0x4_==\"h\u00a9\"\n", "t.toml:2:23: ",
+     "outside a string or comment"},
+    // A value that is not a string, array or table is read by toml++ up to
+    // a terminator, quotes and brackets included: '0["' opens no string.
+    // config_fuzz found this one (BOM bytes after a backslash).
+    {"NonAsciiInStringAfterBareValue", "[fleet]\nredis =0[\"r\\\xEF\xBB\xBF\"\ncPommentedi\"\"w",
+     "t.toml:2:13: ", "outside a string or comment"},
+    {"NonAsciiInStringAfterDateAndBlank", "[sluice]\nmax_sources = 1979-05-27 0\"\u00e9\"\n",
+     "t.toml:2:28: ", "outside a string or comment"},
+    {"NonAsciiInStringAfterKey", "[sluice]\nmax\"\u00e9\" = 1\n", "t.toml:2:5: ",
      "outside a string or comment"},
     {"TomlHeaderFuzzerCrash", std::string("[!\0\0\0metrics = \"x\"\n", 19), "t.toml:1:2: ",
      "expected a table name after '['"},
