@@ -38,6 +38,9 @@ std::string RedisEndpoint::str() const
 
 namespace {
 
+// RFC 1123's longest host name.
+constexpr size_t kMaxHostName = 253;
+
 bool allDigits(std::string_view s)
 {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -117,6 +120,17 @@ RedisEndpoint parseRedisUrl(const std::string& url)
     }
     if (ep.host.empty())
         throwUsage("redis URL '" + shown + "' has no host");
+    // A host name (RFC 1123, plus '_' as container names have) or an IPv4
+    // address: nothing that would break a log line or a written config.
+    bool bracketed = rest.front() == '[';
+    if (!bracketed && (ep.host.size() > kMaxHostName ||
+                       !std::all_of(ep.host.begin(), ep.host.end(), [](char ch) {
+                           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' ||
+                                  ch == '.' || ch == '_';
+                       })))
+        throwUsage("redis URL '" + shown + "': the host must be a name of up to " +
+                   std::to_string(kMaxHostName) + " letters, digits, '-', '_' and '.', an IPv4 "
+                   "address, or an IPv6 address in brackets");
     if (!port.empty() || (rest.find(':') != std::string::npos && rest.front() != '[')) {
         if (!allDigits(port) || port.size() > 5 || std::stoul(port) < 1 || std::stoul(port) > 65535)
             throwUsage("redis URL '" + shown + "': the port must be 1..65535, not '" + port + "'");

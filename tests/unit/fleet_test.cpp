@@ -55,6 +55,25 @@ TEST(FleetRedisUrl, ErrorsNeverShowThePassword)
     EXPECT_THROW(parseRedisUrl("redis://:@h"), Error);
 }
 
+// A host is a name or an address: nothing that breaks a log line or a
+// config written back (config_fuzz found "10.\n'''x[" accepted).
+TEST(FleetRedisUrl, HostIsANameOrAnAddress)
+{
+    EXPECT_EQ(parseRedisUrl("redis://redis_1.fleet-a.internal:6380").host, "redis_1.fleet-a.internal");
+    EXPECT_EQ(parseRedisUrl("redis://" + std::string(253, 'h')).host.size(), 253U);
+    EXPECT_EQ(parseRedisUrl("redis://[::1]:7000").host, "::1");
+    for (const std::string& url : std::vector<std::string>{"redis://10.\n'''ne000[", "redis://a b:6379", "redis://h\t", "redis://h\x01",
+                                  "redis://h\"q", "redis://caf\u00e9", "redis://" + std::string(254, 'h')}) {
+        try {
+            parseRedisUrl(url);
+            ADD_FAILURE() << url << " was accepted";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.kind(), ErrorKind::Usage);
+            EXPECT_NE(std::string(e.what()).find("the host must be a name"), std::string::npos) << e.what();
+        }
+    }
+}
+
 // Window 10 of a minute limit, 15 s in (f = 0.25).
 constexpr uint64_t kWindowStart = 10 * kMinute;
 constexpr uint64_t kNow = kWindowStart + 15 * kSecond;
