@@ -887,11 +887,8 @@ private:
                      const std::vector<Policy>& earlier) const
     {
         std::string which = "policy '" + p.name + "'";
-        if (p.name.empty())
-            fail(src.name, "a policy name must not be empty");
-        if (p.name.size() >= SLUICE_POLICY_NAME_LEN)
-            fail(src.name, which + ": the name is longer than " +
-                               std::to_string(SLUICE_POLICY_NAME_LEN - 1) + " characters");
+        if (auto problem = policyNameProblem(p.name))
+            fail(src.name, *problem);
         for (size_t i = 0; i < sources_.size(); i++)
             if (earlier[i].name == p.name)
                 fail(src.name, which + " is defined twice (first at " + locationText(sources_[i].table) +

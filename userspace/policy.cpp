@@ -199,6 +199,19 @@ sluice_limit compileLimit(const Limit& limit)
     return out;
 }
 
+std::optional<std::string> policyNameProblem(const std::string& name)
+{
+    if (name.empty())
+        return "a policy name must not be empty";
+    if (name.size() >= SLUICE_POLICY_NAME_LEN)
+        return "policy '" + name + "': the name is longer than " +
+               std::to_string(SLUICE_POLICY_NAME_LEN - 1) + " characters";
+    if (std::any_of(name.begin(), name.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+        return "a policy name must not hold control characters (a line break, a tab...)";
+    return std::nullopt;
+}
+
 CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<InstalledPolicy>& previous)
 {
     CompiledRuleset out;
@@ -218,11 +231,8 @@ CompiledRuleset compileRuleset(const Ruleset& rules, const std::vector<Installed
     // First pass: validate and keep the slots of policies that keep their name.
     for (const auto& p : rules.policies) {
         std::string where = "policy '" + p.name + "'";
-        if (p.name.empty())
-            throwUsage("a policy needs a name");
-        if (p.name.size() >= SLUICE_POLICY_NAME_LEN)
-            throwUsage(where + ": the name is longer than " +
-                       std::to_string(SLUICE_POLICY_NAME_LEN - 1) + " characters");
+        if (auto problem = policyNameProblem(p.name))
+            throwUsage(*problem);
         if (!names.insert(p.name).second)
             throwUsage(where + " is defined twice");
         if (p.proto != Proto::Tcp && p.proto != Proto::Udp)

@@ -156,6 +156,11 @@ struct CompiledRuleset {
 CompiledRuleset compileRuleset(const Ruleset& rules,
                                const std::vector<InstalledPolicy>& previous);
 
+// What is wrong with a policy name (empty, too long for the map, or holding
+// control characters, which would break tables, log lines and labels), or
+// nothing. compileRuleset and the config reader both ask.
+std::optional<std::string> policyNameProblem(const std::string& name);
+
 // One limit's kernel form; throws Usage when it does not fit the arithmetic.
 sluice_limit compileLimit(const Limit& limit);
 

@@ -553,6 +553,9 @@ const std::vector<InvalidCase> kInvalid = {
      "[[policy]]\nname = \"" + std::string(48, 'n') +
          "\"\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
      "t.toml:2:8: ", "the name is longer than 47 characters"},
+    {"NameWithLineBreak",
+     "[[policy]]\nname = \"\"\"a\nb\"\"\"\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
+     "t.toml:2:8: ", "a policy name must not hold control characters"},
     {"BadProto", "[[policy]]\nname = \"a\"\nproto = \"icmp\"\n", "t.toml:3:9: ",
      "proto must be \"tcp\" or \"udp\", not 'icmp'"},
     {"PortsNotArray", kHead + "ports = 80\n", "t.toml:4:9: ", "ports must be an array"},

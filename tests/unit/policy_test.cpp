@@ -524,6 +524,15 @@ TEST(CompileRuleset, RejectsInvalidRulesets)
         EXPECT_NE(msg.find(c.named), std::string::npos) << "message does not name it: " << msg;
     }
 
+    // Control characters would break tables, log lines and metric labels.
+    for (const char* name : {"line\nbreak", "tab\there", "bell\a", "del\x7f"}) {
+        Ruleset r;
+        r.policies = {policy(name, Proto::Tcp, {port(80)})};
+        EXPECT_NE(usageError([&] { compileRuleset(r, {}); }).find("must not hold control characters"),
+                  std::string::npos)
+            << name;
+    }
+
     Ruleset v4;
     v4.policies = {policy("wide4", Proto::Tcp, {port(80)})};
     v4.policies[0].ipv4Prefix = 33;
