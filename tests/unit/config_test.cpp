@@ -296,6 +296,8 @@ TEST(Config, ExampleApiTomlLoads)
     EXPECT_EQ(c.rules.policies[1].name, "api-default");
     EXPECT_EQ(c.rules.policies[1].ports, (std::vector<PortRange>{{8081, 8099}, {8443, 8443}}));
     EXPECT_EQ(c.rules.policies[1].limits[1], limit(LimitKind::Bytes, 10'000'000, kSecond));
+    ASSERT_TRUE(c.rules.policies[1].newSources.has_value());
+    EXPECT_EQ(*c.rules.policies[1].newSources, limit(LimitKind::Packets, 1000, kSecond));
     EXPECT_EQ(c.rules.policies[0].action, Action::Respond);
     EXPECT_EQ(c.rules.policies[2].action, Action::Monitor);
     EXPECT_EQ(c.rules.allow.size(), 2U);
