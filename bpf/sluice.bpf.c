@@ -22,8 +22,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 sluice_over_cache = 1;
 
 /* The kernel's tick rate, for the over-limit cache's jiffies deadlines
- * (lib/overcache.h). Weak: 0 when libbpf cannot read the kernel config, and
- * then every cached refusal reads the clock. */
+ * (lib/overcache.h). 0 when the kernel config has no CONFIG_HZ, or has none
+ * to read (the loader then passes CONFIG_HZ=0, as libbpf would refuse the
+ * object): every cached refusal then reads the clock. */
 extern unsigned int CONFIG_HZ __kconfig __weak;
 
 #define NSEC_PER_SEC	1000000000ULL

@@ -11,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -454,9 +455,24 @@ void ensureBpffs()
 
 namespace {
 
+// libbpf fills the program's CONFIG_HZ from the kernel config, the
+// release's /boot/config or /proc/config.gz, and refuses the whole object
+// when neither opens, weak extern or not ("failed to open system Kconfig";
+// containers without /boot, kernels without IKCONFIG_PROC). Then the tick is
+// unknown: CONFIG_HZ=0 turns the over-limit cache's jiffies deadlines off, and
+// every cached refusal reads the clock (bpf/lib/overcache.h).
+bool kernelConfigReadable()
+{
+    utsname u{};
+    if (::uname(&u) == 0 && ::access((std::string("/boot/config-") + u.release).c_str(), R_OK) == 0)
+        return true;
+    return ::access("/proc/config.gz", R_OK) == 0;
+}
+
 SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
 {
-    DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot);
+    const char* kconfig = kernelConfigReadable() ? nullptr : "CONFIG_HZ=0\n";
+    DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot, .kconfig = kconfig);
     SkelPtr skel(sluice_bpf__open_opts(&opts));
     if (!skel)
         throwSys("cannot open the sluice BPF object", errno);
@@ -560,6 +576,8 @@ Datapath Datapath::attach(const AttachOptions& options)
                               : "attached as a single program";
     else
         impl->info.note = "attached through libxdp's multi-program dispatcher";
+    if (!kernelConfigReadable())
+        impl->info.note += "; no kernel config to read the tick from: cached refusals read the clock";
 
     std::string progPath = dir + "/" + kProgPin;
     ::unlink(progPath.c_str());

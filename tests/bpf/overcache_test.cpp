@@ -7,11 +7,17 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdint>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "harness.h"
@@ -228,6 +234,62 @@ TEST(OverCache, JiffiesDeadlineOnlyWhereTheBucketHasRoom)
     EXPECT_EQ(dp.resetSource(Address::parse(kA)), 1U);
     ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
     EXPECT_EQ(action, uint32_t(XDP_PASS)) << "the entry outlived a reset";
+}
+
+// Where neither /boot/config-RELEASE nor /proc/config.gz opens, libbpf would
+// refuse the program ("failed to open system Kconfig"); sluice then loads it
+// with CONFIG_HZ=0: no jiffies deadlines, every cached refusal reads the
+// clock and still ends on time. A child process hides both files in a mount
+// namespace of its own (tmpfs over /boot and /proc), so nothing outside it
+// changes; it reports what went wrong on stderr and in its exit status.
+TEST(OverCache, LoadsWithoutAKernelConfigAndReadsTheClock)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN and mount namespaces need root";
+    auto child = [] () -> std::string {
+        if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+            return std::string("cannot make a mount namespace: ") + std::strerror(errno);
+        for (const char* dir : {"/boot", "/proc"})
+            if (mount("tmpfs", dir, "tmpfs", 0, "size=64k") != 0)
+                return std::string("cannot hide ") + dir + ": " + std::strerror(errno);
+        if (kernelTickNs() != 0)
+            return "the kernel config is still readable";
+        PinnedHere pin;
+        if (!pin.ok())
+            return "cannot pin to one CPU";
+        try {
+            Datapath dp = Datapath::loadUnattached();
+            dp.install(Rules{{tcpPolicy("roomy", {port(80)}, {pkts(2)})}}.make());
+            const Frame roomy = syn(kA);
+            uint32_t action = 0;
+            for (uint32_t want : {XDP_PASS, XDP_PASS, XDP_DROP, XDP_DROP})
+                if (testRun(dp.progFd(), roomy, &action) != 0 || action != want)
+                    return "packet verdict " + std::to_string(action) + ", not " + std::to_string(want);
+            const auto e = overEntryOf(dp, kA);
+            if (!e)
+                return "the refusal was not cached";
+            if (e->until_jiffies != 0)
+                return "a jiffies deadline without a known tick";
+            if (e->until_ns == 0)
+                return "no clock deadline either";
+        } catch (const std::exception& ex) {
+            return std::string("load: ") + ex.what();
+        }
+        return "";
+    };
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0) << std::strerror(errno);
+    if (pid == 0) {
+        std::string problem = child();
+        if (!problem.empty())
+            std::fprintf(stderr, "tick-less load: %s\n", problem.c_str());
+        _exit(problem.empty() ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "the child's problem is on stderr above (status " << status << ")";
 }
 
 // The program takes an entry's jiffies deadline as the answer, without the
