@@ -104,6 +104,8 @@ toml::table policyTable(const Policy& p)
         t.insert("ban", millis(p.banNs));
     }
     t.insert("scope", scopeName(p.scope));
+    if (p.newSources)
+        t.insert("new_sources", describeLimit(*p.newSources));
     if (!p.redirectTo.empty())
         t.insert("redirect_to", p.redirectTo);
     return t;

@@ -20,6 +20,11 @@ LITERAL = r'"(?:[^"\\\n]|\\.)*"'
 
 
 def literal(text):
+    # A C++ "\xHH" above 0x7f is one byte, where Python would read a code
+    # point: it becomes the surrogate that write() turns back into that byte.
+    text = re.sub(r'\\(x[89a-fA-F][0-9a-fA-F]|.)',
+                  lambda m: '\\udc' + m.group(1)[1:] if m.group(1).startswith('x') and len(m.group(1)) == 3
+                  else m.group(0), text)
     return ast.literal_eval(text)
 
 
@@ -68,7 +73,7 @@ def write(kind, inputs):
     for old in corpus.glob("gen-*"):
         old.unlink()
     for text in dict.fromkeys(inputs):
-        data = text.encode()
+        data = text.encode("utf-8", "surrogateescape")
         (corpus / ("gen-" + hashlib.sha1(data).hexdigest()[:12])).write_bytes(data)
     print(f"{corpus.relative_to(ROOT)}: {len(dict.fromkeys(inputs))} seeds")
 
