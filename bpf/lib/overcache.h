@@ -85,23 +85,6 @@ static __always_inline int over_ahead(const struct sluice_over_entry *e,
 	return now < e->until_ns;
 }
 
-/* A hit by the clock, and one by jiffies: match and time together. */
-static __always_inline int over_hit(const struct sluice_over_entry *e,
-				    const struct sluice_source_key *key,
-				    __u32 epoch, __u32 what, __u64 now)
-{
-	return over_match(e, key, epoch, what) && over_ahead(e, now);
-}
-
-static __always_inline int over_hit_jiffies(const struct sluice_over_entry *e,
-					    const struct sluice_source_key *key,
-					    __u32 epoch, __u32 what,
-					    __u64 jiffies)
-{
-	return over_match(e, key, epoch, what) &&
-	       over_ahead_jiffies(e, jiffies);
-}
-
 static __always_inline void over_put(struct sluice_over_entry *e,
 				     const struct sluice_source_key *key,
 				     __u32 epoch, __u32 what, __u64 until_ns,

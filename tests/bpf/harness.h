@@ -309,12 +309,12 @@ std::string verdictText(uint32_t verdict);
 // would still use: written under sluice_config's current cache_epoch, and
 // until_ns not yet reached.
 std::vector<sluice_over_entry> liveOverEntryList(const Datapath& dp);
+size_t liveOverEntries(const Datapath& dp);
 
 // The probation memory's slot (bpf/lib/admit.h) of IPv4 source `addrHost`
 // (host byte order) under a policy's state tag. Tags are random per install,
 // so a test that must not overwrite a source's slot computes it.
 uint32_t admitSlotV4(uint32_t stateTag, uint32_t addrHost);
-size_t liveOverEntries(const Datapath& dp);
 
 // Checks (gtest assertions) that `out` is the RST+ACK refusing the TCP SYN
 // `in`: MACs, addresses and ports swapped, VLAN tags kept, seq 0, ack = ISN

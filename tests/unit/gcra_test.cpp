@@ -870,27 +870,41 @@ TEST(GcraDue, NothingIsAdmittedBeforeItAndOneUnitIsAt)
     }
 }
 
+// A hit as the program tests one (over_cached, source_banned): the entry
+// matches, and its deadline by the clock, or by jiffies, is ahead.
+bool overHit(const sluice_over_entry* e, const sluice_source_key* key, uint32_t epoch, uint32_t what,
+              uint64_t now)
+{
+    return over_match(e, key, epoch, what) && over_ahead(e, now);
+}
+
+bool overHitJiffies(const sluice_over_entry* e, const sluice_source_key* key, uint32_t epoch,
+                      uint32_t what, uint64_t jiffies)
+{
+    return over_match(e, key, epoch, what) && over_ahead_jiffies(e, jiffies);
+}
+
 TEST(OverCacheEntry, HitNeedsItsKeyEpochLimitAndTime)
 {
     sluice_source_key k{};
     k.state_tag = 7;
     k.addr[3] = 0x0a000001;
     sluice_over_entry e{};
-    EXPECT_FALSE(over_hit(&e, &k, 0, 0, kT0)) << "an empty entry";
+    EXPECT_FALSE(overHit(&e, &k, 0, 0, kT0)) << "an empty entry";
     over_put(&e, &k, 3, 1, kT0 + kSecond, 0);
-    EXPECT_TRUE(over_hit(&e, &k, 3, 1, kT0));
-    EXPECT_TRUE(over_hit(&e, &k, 3, 1, kT0 + kSecond - 1));
-    EXPECT_FALSE(over_hit(&e, &k, 3, 1, kT0 + kSecond)) << "at the due time";
-    EXPECT_FALSE(over_hit(&e, &k, 4, 1, kT0)) << "another epoch (reset, apply)";
-    EXPECT_FALSE(over_hit(&e, &k, 3, 0, kT0)) << "another limit";
-    EXPECT_FALSE(over_hit(&e, &k, 3, SLUICE_OVER_BANNED, kT0)) << "a refusal is not a ban";
+    EXPECT_TRUE(overHit(&e, &k, 3, 1, kT0));
+    EXPECT_TRUE(overHit(&e, &k, 3, 1, kT0 + kSecond - 1));
+    EXPECT_FALSE(overHit(&e, &k, 3, 1, kT0 + kSecond)) << "at the due time";
+    EXPECT_FALSE(overHit(&e, &k, 4, 1, kT0)) << "another epoch (reset, apply)";
+    EXPECT_FALSE(overHit(&e, &k, 3, 0, kT0)) << "another limit";
+    EXPECT_FALSE(overHit(&e, &k, 3, SLUICE_OVER_BANNED, kT0)) << "a refusal is not a ban";
     for (int f = 0; f < 5; f++) {
         sluice_source_key other = k;
         if (f == 0)
             other.state_tag ^= 1;
         else
             other.addr[f - 1] ^= 0x100;
-        EXPECT_FALSE(over_hit(&e, &other, 3, 1, kT0)) << "key word " << f << " differs";
+        EXPECT_FALSE(overHit(&e, &other, 3, 1, kT0)) << "key word " << f << " differs";
         EXPECT_LT(over_slot(&other), SLUICE_OVER_SLOTS);
     }
 }
@@ -901,15 +915,15 @@ TEST(OverCacheEntry, JiffiesHitNeedsItsKeyEpochLimitAndDeadline)
     k.addr[3] = 0x0a000001;
     sluice_over_entry e{};
     over_put(&e, &k, 3, 1, kT0 + kSecond, 0);
-    EXPECT_FALSE(over_hit_jiffies(&e, &k, 3, 1, 0)) << "no jiffies deadline: the clock decides";
+    EXPECT_FALSE(overHitJiffies(&e, &k, 3, 1, 0)) << "no jiffies deadline: the clock decides";
     over_put(&e, &k, 3, 1, kT0 + kSecond, 500);
-    EXPECT_TRUE(over_hit_jiffies(&e, &k, 3, 1, 499));
-    EXPECT_FALSE(over_hit_jiffies(&e, &k, 3, 1, 500)) << "at the deadline";
-    EXPECT_FALSE(over_hit_jiffies(&e, &k, 4, 1, 0)) << "another epoch (reset, apply)";
-    EXPECT_FALSE(over_hit_jiffies(&e, &k, 3, 0, 0)) << "another limit";
+    EXPECT_TRUE(overHitJiffies(&e, &k, 3, 1, 499));
+    EXPECT_FALSE(overHitJiffies(&e, &k, 3, 1, 500)) << "at the deadline";
+    EXPECT_FALSE(overHitJiffies(&e, &k, 4, 1, 0)) << "another epoch (reset, apply)";
+    EXPECT_FALSE(overHitJiffies(&e, &k, 3, 0, 0)) << "another limit";
     sluice_source_key other = k;
     other.addr[3] ^= 1;
-    EXPECT_FALSE(over_hit_jiffies(&e, &other, 3, 1, 0)) << "another source";
+    EXPECT_FALSE(overHitJiffies(&e, &other, 3, 1, 0)) << "another source";
 }
 
 // The jiffies deadline: ends after due (never cuts a refusal short) and within
