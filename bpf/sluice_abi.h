@@ -32,6 +32,21 @@
 
 /* Default size of the per-source LRU table; userspace sets it at load time. */
 #define SLUICE_DEFAULT_MAX_SOURCES	1000000
+/* The kernel's common LRU (kernel/bpf/bpf_lru_list.c, LOCAL_FREE_TARGET)
+ * keeps up to this many free entries on each CPU's own list, and evicts
+ * when a CPU's list is empty and the shared one holds fewer than that. An insert
+ * also takes an entry before it looks the key up, and gives it back when the
+ * key is there. So a table of exactly max_sources entries evicts before it
+ * holds max_sources sources, and a cyclic pattern then loses nearly every
+ * state. Userspace sizes sluice_sources max_sources + sluice_source_slack()
+ * entries: max_sources sources are then never evicted, whatever their order
+ * or CPU. */
+#define SLUICE_LRU_LOCAL_FREE		128
+
+static inline __u32 sluice_source_slack(__u32 possible_cpus)
+{
+	return possible_cpus * (SLUICE_LRU_LOCAL_FREE + 1);
+}
 /* The probation table (map sluice_probation) holds sources seen once, and is
  * sized from max_sources: one entry per SLUICE_PROBATION_DIVISOR, at least
  * SLUICE_MIN_PROBATION. */

@@ -469,6 +469,15 @@ bool kernelConfigReadable()
     return ::access("/proc/config.gz", R_OK) == 0;
 }
 
+// Entries sluice_sources holds beyond max_sources (sluice_abi.h).
+uint32_t sourceSlack()
+{
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0)
+        throwSys("cannot count possible CPUs", cpus);
+    return sluice_source_slack(static_cast<uint32_t>(cpus));
+}
+
 SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
 {
     const char* kconfig = kernelConfigReadable() ? nullptr : "CONFIG_HZ=0\n";
@@ -478,7 +487,11 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
         throwSys("cannot open the sluice BPF object", errno);
     if (maxSources == 0)
         throwUsage("max_sources must be at least 1");
-    int err = bpf_map__set_max_entries(skel->maps.sluice_sources, maxSources);
+    const uint64_t entries = uint64_t(maxSources) + sourceSlack();
+    if (entries > UINT32_MAX)
+        throwUsage("max_sources " + std::to_string(maxSources) + " is too large: the source table holds at most " +
+                   std::to_string(UINT32_MAX - sourceSlack()) + " sources on this machine");
+    int err = bpf_map__set_max_entries(skel->maps.sluice_sources, static_cast<uint32_t>(entries));
     if (err)
         throwSys("cannot size the source table", err);
     // A fleet source is also a tracked source: no more can be active.
@@ -1073,7 +1086,13 @@ uint32_t Datapath::sourceCapacity() const
     uint32_t len = sizeof(info);
     if (int err = bpf_obj_get_info_by_fd(impl_->mapFd("sluice_sources"), &info, &len))
         throwSys("cannot read the source table's size", err);
-    return info.max_entries;
+    // What was asked for: the slack is the kernel's, not room for more.
+    const uint32_t slack = sourceSlack();
+    if (info.max_entries <= slack)
+        throwRuntime("the source table has " + std::to_string(info.max_entries) +
+                     " entries, fewer than the " + std::to_string(slack) +
+                     " this sluice adds to max_sources: it was loaded by another version (`sluice detach` it)");
+    return info.max_entries - slack;
 }
 
 size_t Datapath::bannedSources() const

@@ -129,7 +129,7 @@ public:
     size_t resetSource(const Address& addr);
     size_t resetAll();
     size_t trackedSources() const;
-    uint32_t sourceCapacity() const;  // the LRU's max_entries
+    uint32_t sourceCapacity() const;  // max_sources: the LRU's max_entries less its slack
     // Sources banned now (entries of the ban map not yet expired), and the
     // ban map's size (SLUICE_MAX_BANS).
     size_t bannedSources() const;

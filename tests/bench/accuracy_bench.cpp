@@ -11,6 +11,7 @@
 // `make bench-accuracy` runs it; --json FILE and --markdown FILE (between
 // <!-- accuracy:begin/end --> markers) keep the results.
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <dirent.h>
 #include <linux/bpf.h>
 #include <pthread.h>
@@ -341,18 +342,24 @@ std::vector<MapInfo> ownMaps()
     return maps;
 }
 
+// Per source it holds for sure: max_sources, not the map's max_entries,
+// which adds the LRU's slack (sluice_abi.h, sluice_source_slack).
 void bytesPerSource(uint32_t maxSources)
 {
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0)
+        throwSys("cannot count possible CPUs", cpus);
+    const uint32_t entries = maxSources + sluice_source_slack(uint32_t(cpus));
     Datapath dp = Datapath::loadUnattached(maxSources);
     for (const auto& m : ownMaps()) {
-        if (m.type != BPF_MAP_TYPE_LRU_HASH || m.maxEntries != maxSources)
+        if (m.type != BPF_MAP_TYPE_LRU_HASH || m.maxEntries != entries)
             continue;
         char detail[200];
         std::snprintf(detail, sizeof detail,
-                      "per-source LRU: key %u B, value %u B, max_entries %u, memlock %.1f MiB",
-                      m.keySize, m.valueSize, m.maxEntries, double(m.memlock) / (1 << 20));
+                      "per-source LRU: key %u B, value %u B, max_entries %u (max_sources %u), memlock %.1f MiB",
+                      m.keySize, m.valueSize, m.maxEntries, maxSources, double(m.memlock) / (1 << 20));
         g_rows.push_back({"bytes per tracked source", detail, 0,
-                          double(m.memlock) / double(m.maxEntries), "B", false});
+                          double(m.memlock) / double(maxSources), "B", false});
     }
     uint64_t total = 0;
     for (const auto& m : ownMaps())
