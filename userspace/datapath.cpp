@@ -494,9 +494,10 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
     int err = bpf_map__set_max_entries(skel->maps.sluice_sources, static_cast<uint32_t>(entries));
     if (err)
         throwSys("cannot size the source table", err);
-    // A fleet source is also a tracked source: no more can be active.
+    // A fleet source is also a tracked source: no more can be active. An
+    // LRU too, with the same slack, so that none of them loses its count.
     err = bpf_map__set_max_entries(skel->maps.sluice_fleet_units,
-                                   std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES));
+                                   std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES) + sourceSlack());
     if (err)
         throwSys("cannot size the fleet source table", err);
     err = bpf_map__set_max_entries(skel->maps.sluice_probation, sluice_probation_entries(maxSources));

@@ -4,12 +4,15 @@
 // the CPUs they come in on. Without the slack the kernel's LRU evicted
 // before the table was full, and sources offered twice in the same order
 // each lost their state just before they came back (BENCHMARKS.md,
-// "Accuracy and control plane").
+// "Accuracy and control plane"). sluice_fleet_units, sized from
+// max_sources, has the same slack.
 #include <sched.h>
 #include <unistd.h>
 
 #include <string>
 #include <vector>
+
+#include <bpf/bpf.h>
 
 #include "error.h"
 #include "harness.h"
@@ -63,11 +66,35 @@ private:
     bool ok_ = false;
 };
 
-class SourceTable : public testing::TestWithParam<uint32_t> {};
+struct Case {
+    uint32_t perTurn;
+    // Fleet scope: sluice_fleet_units, sized min(max_sources, 262,144) with
+    // the same slack, must keep every source's count too.
+    Scope scope = Scope::Host;
+};
+
+void PrintTo(const Case& c, std::ostream* os)
+{
+    *os << c.perTurn << " sources per CPU turn, scope " << (c.scope == Scope::Fleet ? "fleet" : "host");
+}
+
+class SourceTable : public testing::TestWithParam<Case> {};
+
+// Entries of a hash map, by walking its keys.
+size_t entries(int fd)
+{
+    sluice_source_key key{}, next{};
+    size_t n = 0;
+    for (int err = bpf_map_get_next_key(fd, nullptr, &next); !err; err = bpf_map_get_next_key(fd, &key, &next)) {
+        n++;
+        key = next;
+    }
+    return n;
+}
 
 TEST_P(SourceTable, HoldsMaxSourcesOfferedTwiceInTheSameOrderFromEveryCpu)
 {
-    const uint32_t perTurn = GetParam();
+    const uint32_t perTurn = GetParam().perTurn;
     if (geteuid() != 0)
         GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
     CpuTurns turns;
@@ -76,7 +103,9 @@ TEST_P(SourceTable, HoldsMaxSourcesOfferedTwiceInTheSameOrderFromEveryCpu)
     EXPECT_EQ(dp.sourceCapacity(), kMaxSources) << "status and /metrics show max_sources, not the slack";
     // Two per day: the first packet puts a source on probation, the second
     // promotes it into sluice_sources and spends its limit.
-    dp.install(Rules{{udpPolicy("two", {port(53)}, {pkts(2)})}}.make());
+    Policy policy = udpPolicy("two", {port(53)}, {pkts(2)});
+    policy.scope = GetParam().scope;
+    dp.install(Rules{{policy}}.make());
 
     std::vector<Frame> frames;
     for (uint32_t i = 0; i < kMaxSources; i++)
@@ -109,9 +138,16 @@ TEST_P(SourceTable, HoldsMaxSourcesOfferedTwiceInTheSameOrderFromEveryCpu)
                          << " on " << turns.count() << " CPUs, " << perTurn << " sources per CPU turn (the first: "
                          << first << ")";
     EXPECT_EQ(dp.trackedSources(), size_t(kMaxSources));
+    if (GetParam().scope == Scope::Fleet) {
+        EXPECT_EQ(entries(dp.mapFd("sluice_fleet_units")), size_t(kMaxSources))
+            << "fleet sources whose admitted units were evicted before the sync sent them";
+    }
 }
 
-INSTANTIATE_TEST_SUITE_P(SourcesPerCpuTurn, SourceTable, testing::ValuesIn(kSourcesPerCpuTurn));
+INSTANTIATE_TEST_SUITE_P(SourcesPerCpuTurn, SourceTable,
+                         testing::Values(Case{kSourcesPerCpuTurn[0]}, Case{kSourcesPerCpuTurn[1]},
+                                         Case{kSourcesPerCpuTurn[2]}, Case{kSourcesPerCpuTurn[3]},
+                                         Case{kSourcesPerCpuTurn[4]}, Case{kSourcesPerCpuTurn[0], Scope::Fleet}));
 
 TEST(SourceTableSize, MaxSourcesWithoutRoomForTheSlackIsAUsageError)
 {
