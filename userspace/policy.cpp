@@ -199,13 +199,53 @@ sluice_limit compileLimit(const Limit& limit)
     return out;
 }
 
+namespace {
+
+// RFC 3629 UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+bool validUtf8(std::string_view s)
+{
+    for (size_t i = 0; i < s.size();) {
+        const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+        const unsigned char c = b(i);
+        size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xbf;  // the second byte's range
+        if (c < 0x80)
+            len = 1;
+        else if (c >= 0xc2 && c <= 0xdf)
+            len = 2;
+        else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            lo = c == 0xe0 ? 0xa0 : 0x80;
+            hi = c == 0xed ? 0x9f : 0xbf;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            lo = c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xf4 ? 0x8f : 0xbf;
+        } else
+            return false;
+        if (i + len > s.size())
+            return false;
+        for (size_t k = 1; k < len; k++)
+            if (b(i + k) < (k == 1 ? lo : 0x80) || b(i + k) > (k == 1 ? hi : 0xbf))
+                return false;
+        i += len;
+    }
+    return true;
+}
+
+}  // namespace
+
 std::optional<std::string> policyNameProblem(const std::string& name)
 {
     if (name.empty())
         return "a policy name must not be empty";
+    // Names reach JSON output and metric labels, which are UTF-8; checked
+    // before the name is quoted in a message.
+    if (!validUtf8(name))
+        return "a policy name must be UTF-8 text";
     if (name.size() >= SLUICE_POLICY_NAME_LEN)
         return "policy '" + name + "': the name is longer than " +
-               std::to_string(SLUICE_POLICY_NAME_LEN - 1) + " characters";
+               std::to_string(SLUICE_POLICY_NAME_LEN - 1) + " bytes";
     if (std::any_of(name.begin(), name.end(),
                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
         return "a policy name must not hold control characters (a line break, a tab...)";

@@ -1044,6 +1044,10 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
          "a policy named 'udp-ten' exists"},
         {{"policy", "add", "--iface", iface_, "--name", "p", "--proto", "udp", "--ports", "7100"},
          "--connections, --packets or --bytes"},
+        // Not UTF-8: it would break every --json output and metric label.
+        {{"policy", "add", "--iface", iface_, "--name", "bad\xff", "--proto", "udp", "--ports", "7100",
+          "--packets", "5 per day"},
+         "a policy name must be UTF-8 text"},
         {{"policy", "add", "--iface", iface_, "--name", "p", "--proto", "udp", "--ports", "7100",
           "--connections", "5 per day"},
          "tcp"},

@@ -554,7 +554,7 @@ const std::vector<InvalidCase> kInvalid = {
     {"NameTooLong",
      "[[policy]]\nname = \"" + std::string(48, 'n') +
          "\"\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
-     "t.toml:2:8: ", "the name is longer than 47 characters"},
+     "t.toml:2:8: ", "the name is longer than 47 bytes"},
     {"NameWithLineBreak",
      "[[policy]]\nname = \"\"\"a\nb\"\"\"\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
      "t.toml:2:8: ", "a policy name must not hold control characters"},

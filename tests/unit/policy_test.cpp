@@ -533,6 +533,15 @@ TEST(CompileRuleset, RejectsInvalidRulesets)
             << name;
     }
 
+    // Names reach JSON and metric labels: UTF-8 only. A stray byte, a cut
+    // character, an overlong '/', a surrogate, past U+10FFFF.
+    for (const char* name : {"ab\xff", "caf\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"}) {
+        Ruleset r;
+        r.policies = {policy(name, Proto::Tcp, {port(80)})};
+        EXPECT_NE(usageError([&] { compileRuleset(r, {}); }).find("must be UTF-8 text"), std::string::npos)
+            << testing::PrintToString(name);
+    }
+
     Ruleset v4;
     v4.policies = {policy("wide4", Proto::Tcp, {port(80)})};
     v4.policies[0].ipv4Prefix = 33;
@@ -551,12 +560,15 @@ TEST(CompileRuleset, AcceptsTheBoundaries)
                        limit(4, kSecond, 0, LimitKind::Bytes)});
     p.ipv4Prefix = 0;
     p.ipv6Prefix = 128;
-    Policy q = policy("q", Proto::Tcp, {port(81)});
+    // UTF-8 of 2, 3 and 4 bytes a character is a name.
+    const std::string utf8Name = "q-caf\u00e9-\u65e5\u672c-\U0001F600";
+    Policy q = policy(utf8Name, Proto::Tcp, {port(81)});
     q.ipv4Prefix = 32;
     q.ipv6Prefix = 0;
     Ruleset r;
     r.policies = {p, q};
     const CompiledRuleset c = compileRuleset(r, {});
+    EXPECT_EQ(std::string(find(c, utf8Name).name), utf8Name);
     const sluice_policy& kp = find(c, name47);
     EXPECT_EQ(std::string(kp.name), name47);
     EXPECT_EQ(kp.name[SLUICE_POLICY_NAME_LEN - 1], '\0');
