@@ -38,12 +38,13 @@
  * also takes an entry before it looks the key up, and gives it back when the
  * key is there. So a table of exactly max_sources entries evicts before it
  * holds max_sources sources, and a cyclic pattern then loses nearly every
- * state. Userspace sizes sluice_sources max_sources + sluice_source_slack()
- * entries: max_sources sources are then never evicted, whatever their order
- * or CPU. */
+ * state. Userspace gives each LRU whose size sluice promises (sluice_sources,
+ * sluice_fleet_units, sluice_bans, sluice_fleet_over) sluice_lru_slack()
+ * entries more: that many are then never evicted, whatever their order or
+ * CPU. */
 #define SLUICE_LRU_LOCAL_FREE		128
 
-static inline __u32 sluice_source_slack(__u32 possible_cpus)
+static inline __u32 sluice_lru_slack(__u32 possible_cpus)
 {
 	return possible_cpus * (SLUICE_LRU_LOCAL_FREE + 1);
 }

@@ -469,15 +469,6 @@ bool kernelConfigReadable()
     return ::access("/proc/config.gz", R_OK) == 0;
 }
 
-// Entries sluice_sources holds beyond max_sources (sluice_abi.h).
-uint32_t sourceSlack()
-{
-    int cpus = libbpf_num_possible_cpus();
-    if (cpus <= 0)
-        throwSys("cannot count possible CPUs", cpus);
-    return sluice_source_slack(static_cast<uint32_t>(cpus));
-}
-
 SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
 {
     const char* kconfig = kernelConfigReadable() ? nullptr : "CONFIG_HZ=0\n";
@@ -487,22 +478,28 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
         throwSys("cannot open the sluice BPF object", errno);
     if (maxSources == 0)
         throwUsage("max_sources must be at least 1");
-    const uint64_t entries = uint64_t(maxSources) + sourceSlack();
+    const uint64_t entries = uint64_t(maxSources) + Datapath::lruSlack();
     if (entries > UINT32_MAX)
         throwUsage("max_sources " + std::to_string(maxSources) + " is too large: the source table holds at most " +
-                   std::to_string(UINT32_MAX - sourceSlack()) + " sources on this machine");
+                   std::to_string(UINT32_MAX - Datapath::lruSlack()) + " sources on this machine");
     int err = bpf_map__set_max_entries(skel->maps.sluice_sources, static_cast<uint32_t>(entries));
     if (err)
         throwSys("cannot size the source table", err);
     // A fleet source is also a tracked source: no more can be active. An
     // LRU too, with the same slack, so that none of them loses its count.
     err = bpf_map__set_max_entries(skel->maps.sluice_fleet_units,
-                                   std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES) + sourceSlack());
+                                   std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES) + Datapath::lruSlack());
     if (err)
         throwSys("cannot size the fleet source table", err);
     err = bpf_map__set_max_entries(skel->maps.sluice_probation, sluice_probation_entries(maxSources));
     if (err)
         throwSys("cannot size the probation table", err);
+    err = bpf_map__set_max_entries(skel->maps.sluice_bans, SLUICE_MAX_BANS + Datapath::lruSlack());
+    if (err)
+        throwSys("cannot size the ban table", err);
+    err = bpf_map__set_max_entries(skel->maps.sluice_fleet_over, SLUICE_MAX_FLEET_OVER + Datapath::lruSlack());
+    if (err)
+        throwSys("cannot size the fleet over-limit table", err);
     return skel;
 }
 
@@ -520,6 +517,14 @@ std::string loadFailure(const std::string& what, int err, const LogCapture& log,
 }
 
 }  // namespace
+
+uint32_t Datapath::lruSlack()
+{
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0)
+        throwSys("cannot count possible CPUs", cpus);
+    return sluice_lru_slack(static_cast<uint32_t>(cpus));
+}
 
 Datapath Datapath::loadUnattached(uint32_t maxSources, bool overCache)
 {
@@ -1081,19 +1086,24 @@ size_t Datapath::resetAll()
     return removed;
 }
 
-uint32_t Datapath::sourceCapacity() const
+uint32_t Datapath::lruCapacity(int mapFd, const std::string& table)
 {
     bpf_map_info info{};
     uint32_t len = sizeof(info);
-    if (int err = bpf_obj_get_info_by_fd(impl_->mapFd("sluice_sources"), &info, &len))
-        throwSys("cannot read the source table's size", err);
-    // What was asked for: the slack is the kernel's, not room for more.
-    const uint32_t slack = sourceSlack();
+    if (int err = bpf_obj_get_info_by_fd(mapFd, &info, &len))
+        throwSys("cannot read the size of " + table, err);
+    // What was promised: the slack is the kernel's, not room for more.
+    const uint32_t slack = lruSlack();
     if (info.max_entries <= slack)
-        throwRuntime("the source table has " + std::to_string(info.max_entries) +
-                     " entries, fewer than the " + std::to_string(slack) +
-                     " this sluice adds to max_sources: it was loaded by another version (`sluice detach` it)");
+        throwRuntime(table + " has " + std::to_string(info.max_entries) + " entries, fewer than the " +
+                     std::to_string(slack) +
+                     " this sluice adds to its size: it was loaded by another version (`sluice detach` it)");
     return info.max_entries - slack;
+}
+
+uint32_t Datapath::sourceCapacity() const
+{
+    return lruCapacity(impl_->mapFd("sluice_sources"), "the source table (sluice_sources)");
 }
 
 size_t Datapath::bannedSources() const
@@ -1115,11 +1125,7 @@ size_t Datapath::bannedSources() const
 
 uint32_t Datapath::banCapacity() const
 {
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (int err = bpf_obj_get_info_by_fd(impl_->mapFd("sluice_bans"), &info, &len))
-        throwSys("cannot read the ban table's size", err);
-    return info.max_entries;
+    return lruCapacity(impl_->mapFd("sluice_bans"), "the ban table (sluice_bans)");
 }
 
 std::vector<SourceState> Datapath::allSources() const

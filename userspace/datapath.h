@@ -129,11 +129,16 @@ public:
     size_t resetSource(const Address& addr);
     size_t resetAll();
     size_t trackedSources() const;
-    uint32_t sourceCapacity() const;  // max_sources: the LRU's max_entries less its slack
+    uint32_t sourceCapacity() const;  // max_sources
     // Sources banned now (entries of the ban map not yet expired), and the
-    // ban map's size (SLUICE_MAX_BANS).
+    // bans it holds (SLUICE_MAX_BANS).
     size_t bannedSources() const;
     uint32_t banCapacity() const;
+    // Entries the LRU maps get beyond what sluice promises they hold
+    // (sluice_abi.h, sluice_lru_slack), and the promise of one: its
+    // max_entries less the slack.
+    static uint32_t lruSlack();
+    static uint32_t lruCapacity(int mapFd, const std::string& table);
     // Every tracked source of the installed policies (for `top`).
     std::vector<SourceState> allSources() const;
     // Action respond. The responder's listening sockets (IPv4, IPv6) go into

@@ -306,8 +306,15 @@ std::optional<std::pair<uint64_t, uint64_t>> countBans(const std::string& iface)
         inBatch = outBatch;
         first = false;
     }
+    uint64_t capacity = 0;
+    try {
+        capacity = Datapath::lruCapacity(fd, path);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
     ::close(fd);
-    return std::make_pair(banned, uint64_t(info.max_entries));
+    return std::make_pair(banned, capacity);
 }
 
 void collectInterface(const std::string& iface, MetricsSnapshot& snapshot)

@@ -343,13 +343,13 @@ std::vector<MapInfo> ownMaps()
 }
 
 // Per source it holds for sure: max_sources, not the map's max_entries,
-// which adds the LRU's slack (sluice_abi.h, sluice_source_slack).
+// which adds the LRU's slack (sluice_abi.h, sluice_lru_slack).
 void bytesPerSource(uint32_t maxSources)
 {
     const int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0)
         throwSys("cannot count possible CPUs", cpus);
-    const uint32_t entries = maxSources + sluice_source_slack(uint32_t(cpus));
+    const uint32_t entries = maxSources + sluice_lru_slack(uint32_t(cpus));
     Datapath dp = Datapath::loadUnattached(maxSources);
     for (const auto& m : ownMaps()) {
         if (m.type != BPF_MAP_TYPE_LRU_HASH || m.maxEntries != entries)

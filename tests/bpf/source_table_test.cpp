@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-// max_sources is a guarantee (sluice_abi.h, sluice_source_slack): a table
+// max_sources is a guarantee (sluice_abi.h, sluice_lru_slack): a table
 // of max_sources holds that many sources whatever the order they come in and
 // the CPUs they come in on. Without the slack the kernel's LRU evicted
 // before the table was full, and sources offered twice in the same order
 // each lost their state just before they came back (BENCHMARKS.md,
 // "Accuracy and control plane"). sluice_fleet_units, sized from
-// max_sources, has the same slack.
+// max_sources, sluice_bans and sluice_fleet_over have the same slack.
 #include <sched.h>
 #include <unistd.h>
 
@@ -148,6 +148,34 @@ INSTANTIATE_TEST_SUITE_P(SourcesPerCpuTurn, SourceTable,
                          testing::Values(Case{kSourcesPerCpuTurn[0]}, Case{kSourcesPerCpuTurn[1]},
                                          Case{kSourcesPerCpuTurn[2]}, Case{kSourcesPerCpuTurn[3]},
                                          Case{kSourcesPerCpuTurn[4]}, Case{kSourcesPerCpuTurn[0], Scope::Fleet}));
+
+// The fixed-size LRUs whose size the README and /metrics promise: filled
+// to that size from every CPU in turn, they keep every entry.
+TEST(SourceTableSize, BanAndFleetOverTablesHoldTheirSizeFromEveryCpu)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "loading the program needs root (CAP_BPF)";
+    CpuTurns turns;
+    ASSERT_GT(turns.count(), 0u) << "sched_getaffinity failed";
+    Datapath dp = Datapath::loadUnattached(kMaxSources);
+    EXPECT_EQ(dp.banCapacity(), uint32_t(SLUICE_MAX_BANS));
+    const std::pair<const char*, uint32_t> tables[] = {{"sluice_bans", SLUICE_MAX_BANS},
+                                                       {"sluice_fleet_over", SLUICE_MAX_FLEET_OVER}};
+    for (const auto& [map, size] : tables) {
+        const int fd = dp.mapFd(map);
+        const uint64_t until = UINT64_MAX;
+        for (uint32_t i = 0; i < size; i++) {
+            if (i % kSourcesPerCpuTurn[0] == 0) {
+                ASSERT_TRUE(turns.moveTo(i / kSourcesPerCpuTurn[0]));
+            }
+            sluice_source_key key{};
+            key.state_tag = 1;
+            key.addr[3] = i;
+            ASSERT_EQ(bpf_map_update_elem(fd, &key, &until, BPF_NOEXIST), 0) << map << " entry " << i;
+        }
+        EXPECT_EQ(entries(fd), size_t(size)) << map << ": entries evicted before it held its size";
+    }
+}
 
 TEST(SourceTableSize, MaxSourcesWithoutRoomForTheSlackIsAUsageError)
 {
