@@ -34,20 +34,20 @@
 #define SLUICE_DEFAULT_MAX_SOURCES	1000000
 /* The kernel's common LRU (kernel/bpf/bpf_lru_list.c, LOCAL_FREE_TARGET)
  * keeps up to this many free entries on each CPU's own list, and evicts
- * when a CPU's list is empty and the shared one holds fewer than that. An insert
- * also takes an entry before it looks the key up, and gives it back when the
- * key is there. So a table of exactly max_sources entries evicts before it
- * holds max_sources sources, and a cyclic pattern then loses nearly every
- * state. Userspace gives each LRU whose size sluice promises (sluice_sources,
+ * when a CPU's list is empty and the shared one holds fewer than that. An
+ * insert also takes an entry before it looks the key up, and gives it back
+ * when the key is there. So a table of exactly N entries evicts before it
+ * holds N, and a cyclic pattern then loses nearly every state. Userspace
+ * gives each LRU whose size sluice promises (sluice_sources,
  * sluice_fleet_units, sluice_bans, sluice_fleet_over) sluice_lru_slack()
- * entries more: that many are then never evicted, whatever their order or
- * CPU. */
+ * entries more: N are then never evicted, whatever their order or CPU. */
 #define SLUICE_LRU_LOCAL_FREE		128
 
 static inline __u32 sluice_lru_slack(__u32 possible_cpus)
 {
 	return possible_cpus * (SLUICE_LRU_LOCAL_FREE + 1);
 }
+
 /* The probation table (map sluice_probation) holds sources seen once, and is
  * sized from max_sources: one entry per SLUICE_PROBATION_DIVISOR, at least
  * SLUICE_MIN_PROBATION. */
