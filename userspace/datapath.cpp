@@ -478,26 +478,27 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
         throwSys("cannot open the sluice BPF object", errno);
     if (maxSources == 0)
         throwUsage("max_sources must be at least 1");
-    const uint64_t entries = uint64_t(maxSources) + Datapath::lruSlack();
+    const uint32_t slack = Datapath::lruSlack();
+    const uint64_t entries = uint64_t(maxSources) + slack;
     if (entries > UINT32_MAX)
         throwUsage("max_sources " + std::to_string(maxSources) + " is too large: the source table holds at most " +
-                   std::to_string(UINT32_MAX - Datapath::lruSlack()) + " sources on this machine");
+                   std::to_string(UINT32_MAX - slack) + " sources on this machine");
     int err = bpf_map__set_max_entries(skel->maps.sluice_sources, static_cast<uint32_t>(entries));
     if (err)
         throwSys("cannot size the source table", err);
     // A fleet source is also a tracked source: no more can be active. An
     // LRU too, with the same slack, so that none of them loses its count.
     err = bpf_map__set_max_entries(skel->maps.sluice_fleet_units,
-                                   std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES) + Datapath::lruSlack());
+                                   std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES) + slack);
     if (err)
         throwSys("cannot size the fleet source table", err);
     err = bpf_map__set_max_entries(skel->maps.sluice_probation, sluice_probation_entries(maxSources));
     if (err)
         throwSys("cannot size the probation table", err);
-    err = bpf_map__set_max_entries(skel->maps.sluice_bans, SLUICE_MAX_BANS + Datapath::lruSlack());
+    err = bpf_map__set_max_entries(skel->maps.sluice_bans, SLUICE_MAX_BANS + slack);
     if (err)
         throwSys("cannot size the ban table", err);
-    err = bpf_map__set_max_entries(skel->maps.sluice_fleet_over, SLUICE_MAX_FLEET_OVER + Datapath::lruSlack());
+    err = bpf_map__set_max_entries(skel->maps.sluice_fleet_over, SLUICE_MAX_FLEET_OVER + slack);
     if (err)
         throwSys("cannot size the fleet over-limit table", err);
     return skel;

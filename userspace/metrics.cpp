@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "map_batch.h"
+#include "unique_fd.h"
 
 extern "C" {
 #include "lib/gcra.h"
@@ -276,17 +277,16 @@ std::optional<bool> bpfStatsEnabled()
 std::optional<std::pair<uint64_t, uint64_t>> countBans(const std::string& iface)
 {
     std::string path = std::string(SLUICE_PIN_ROOT) + "/" + iface + "/sluice_bans";
-    int fd = bpf_obj_get(path.c_str());
+    UniqueFd owner(bpf_obj_get(path.c_str()));
+    const int fd = owner.get();
     if (fd < 0)
         return std::nullopt;  // a data path without bans
     uint64_t now = Datapath::nowNs(), banned = 0;
     bpf_map_info info{};
     uint32_t len = sizeof info;
     if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.key_size != sizeof(sluice_source_key) ||
-        info.value_size != sizeof(uint64_t)) {
-        ::close(fd);
+        info.value_size != sizeof(uint64_t))
         return std::nullopt;
-    }
     std::vector<sluice_source_key> keys(4096);
     std::vector<uint64_t> until(4096);
     uint32_t inBatch = 0, outBatch = 0;
@@ -295,10 +295,8 @@ std::optional<std::pair<uint64_t, uint64_t>> countBans(const std::string& iface)
         uint32_t count = static_cast<uint32_t>(keys.size());
         int err = bpf_map_lookup_batch(fd, first ? nullptr : &inBatch, &outBatch, keys.data(), until.data(),
                                        &count, nullptr);
-        if (err && err != -ENOENT) {
-            ::close(fd);
+        if (err && err != -ENOENT)
             throwSys("cannot read " + path, err);
-        }
         for (uint32_t i = 0; i < count; i++)
             banned += until[i] > now;
         if (err == -ENOENT)
@@ -306,15 +304,7 @@ std::optional<std::pair<uint64_t, uint64_t>> countBans(const std::string& iface)
         inBatch = outBatch;
         first = false;
     }
-    uint64_t capacity = 0;
-    try {
-        capacity = Datapath::lruCapacity(fd, path);
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
-    ::close(fd);
-    return std::make_pair(banned, capacity);
+    return std::make_pair(banned, uint64_t(Datapath::lruCapacity(fd, path)));
 }
 
 void collectInterface(const std::string& iface, MetricsSnapshot& snapshot)

@@ -11,7 +11,6 @@
 // `make bench-accuracy` runs it; --json FILE and --markdown FILE (between
 // <!-- accuracy:begin/end --> markers) keep the results.
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <dirent.h>
 #include <linux/bpf.h>
 #include <pthread.h>
@@ -346,10 +345,7 @@ std::vector<MapInfo> ownMaps()
 // which adds the LRU's slack (sluice_abi.h, sluice_lru_slack).
 void bytesPerSource(uint32_t maxSources)
 {
-    const int cpus = libbpf_num_possible_cpus();
-    if (cpus <= 0)
-        throwSys("cannot count possible CPUs", cpus);
-    const uint32_t entries = maxSources + sluice_lru_slack(uint32_t(cpus));
+    const uint32_t entries = maxSources + Datapath::lruSlack();
     Datapath dp = Datapath::loadUnattached(maxSources);
     for (const auto& m : ownMaps()) {
         if (m.type != BPF_MAP_TYPE_LRU_HASH || m.maxEntries != entries)
