@@ -26,8 +26,6 @@ namespace {
 
 using Pos = toml::source_position;
 
-constexpr int64_t kMaxSources = 2147483647;  // 2^31 - 1
-
 const std::vector<std::string_view> kRootKeys = {"sluice", "allow", "deny", "policy", "fleet"};
 const std::vector<std::string_view> kSluiceKeys = {"interfaces", "metrics", "max_sources", "admin",
                                                     "admin_ports"};

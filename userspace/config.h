@@ -15,6 +15,9 @@ namespace sluice {
 
 inline constexpr const char* kDefaultMetricsAddress = "127.0.0.1:9464";
 inline constexpr uint16_t kDefaultAdminPort = 22;  // SSH
+// The largest max_sources, in the config and on the command line: the map's
+// 32-bit max_entries must also hold the LRU slack (sluice_abi.h).
+inline constexpr uint32_t kMaxSources = 2147483647;  // 2^31 - 1
 
 struct Config {
     std::string path;                      // where it was read from

@@ -1064,6 +1064,9 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         {{"status", iface_, "--bogus"}, "--bogus"},
         {{"stats", iface_, "--frobnicate"}, "--frobnicate"},
         {{"attach", iface_, "--mode", "turbo"}, "turbo"},
+        // --max-sources as bounded as the config's max_sources: 0 is not "the default"
+        {{"attach", nosuch, "--max-sources", "0"}, "--max-sources: Value 0 not in range 1 to 2147483647"},
+        {{"attach", nosuch, "--max-sources", "2147483648"}, "not in range 1 to 2147483647"},
         {{"policy", "list", "--iface", iface_, "--colour"}, "--colour"},
         {{"frobnicate"}, "subcommand"},  // CLI11 does not name the unknown verb
         {{}, "subcommand"},

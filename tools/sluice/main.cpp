@@ -542,7 +542,9 @@ int run(int argc, char** argv)
     attach->add_option("--config", attachArgs.config, "Install the policies of this TOML config");
     attach->add_option("--mode", attachArgs.mode, "XDP mode: auto, native or generic")
         ->check(CLI::IsMember({"auto", "native", "generic"}));
-    attach->add_option("--max-sources", attachArgs.maxSources, "Per-source table size (default: config or 1000000)");
+    attach->add_option("--max-sources", attachArgs.maxSources,
+                       "Per-source table size, 1.." + std::to_string(kMaxSources) + " (default: config or 1000000)")
+        ->check(CLI::Range(uint32_t(1), kMaxSources));
     attach->add_flag("--force", attachArgs.force,
                      "Install the config even if it could deny or limit this SSH session or an admin CIDR");
     attach->footer("Example: sluice attach eth0 --config /etc/sluice/sluice.toml");
