@@ -103,6 +103,15 @@ struct {
 	__type(value, struct sluice_over_entry);
 } sluice_over SEC(".maps");
 
+/* Its fast entries (lib/overcache.h): refusals of drop policies, found
+ * before the port and policy lookups. Per CPU and not pinned, as above. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_OVER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sluice_fast_entry);
+} sluice_over_fast SEC(".maps");
+
 /* A policy's new_sources budget: its TAT, key = slot. Not pinned: a program
  * loaded afresh starts with a full budget, which admits at most one burst
  * more. A slot reused by another policy inherits at most one capacity of
@@ -462,6 +471,47 @@ static __always_inline __u64 tick_ns(void)
 	return CONFIG_HZ ? NSEC_PER_SEC / CONFIG_HZ : 0;
 }
 
+/* A fast entry of the port's policy (`slot`) refuses this packet
+ * (lib/overcache.h). The clock is read only when jiffies do not settle it. */
+static __always_inline int fast_refused(const struct sluice_pkt *pkt, __u32 gen,
+					__u32 epoch, __u32 slot)
+{
+	__u32 i = fast_slot(pkt->src, pkt->dport, pkt->l4proto);
+	struct sluice_fast_entry *e = bpf_map_lookup_elem(&sluice_over_fast, &i);
+
+	if (!e || e->slot != slot ||
+	    !fast_match(e, pkt->src, pkt->dport, pkt->l4proto, pkt->is_ipv6,
+			pkt->is_syn, gen, epoch))
+		return 0;
+	return bpf_jiffies64() < e->until_jiffies ||
+	       bpf_ktime_get_ns() < e->until_ns;
+}
+
+/* Remember a refusal of a drop policy as a fast entry too: such a packet's
+ * whole outcome is "limited, dropped", which needs nothing but the slot.
+ * Not for fragments, whose first must leave a record for the later ones. */
+static __always_inline void fast_remember(const struct sluice_pkt *pkt,
+					  __u32 gen, __u32 epoch,
+					  const struct sluice_policy *p,
+					  int refused, __u64 until_ns,
+					  __u64 until_jiffies)
+{
+	struct sluice_fast_entry *e;
+	__u32 i;
+
+	if (p->action != SLUICE_ACTION_DROP || pkt->frag != FRAG_NONE ||
+	    refused < 0 || refused >= SLUICE_MAX_LIMITS)
+		return;
+	i = fast_slot(pkt->src, pkt->dport, pkt->l4proto);
+	e = bpf_map_lookup_elem(&sluice_over_fast, &i);
+	if (e)
+		fast_put(e, pkt->src, pkt->dport, pkt->l4proto,
+			 fast_flags(pkt->is_ipv6,
+				    p->limits[refused].kind ==
+					    SLUICE_LIMIT_CONNECTIONS),
+			 gen, epoch, p->slot, until_ns, until_jiffies);
+}
+
 /* Remember a refusal by limit `refused` until its next unit is due. The TAT
  * is read again: another CPU may have charged it since, which only moves
  * the due time later, as the bucket really is. Race: between a charge and
@@ -470,24 +520,26 @@ static __always_inline __u64 tick_ns(void)
  * errs towards admitting less, like the refund race in gcra.h. A refusal
  * that was only lost contention (no unit due later) is not cached. */
 static __always_inline void over_remember(const struct sluice_source_key *key,
-					  __u32 epoch, __u64 now,
+					  const struct sluice_pkt *pkt,
+					  __u32 gen, __u32 epoch, __u64 now,
 					  const struct sluice_policy *p,
 					  const struct sluice_source_state *st,
 					  int refused)
 {
 	struct sluice_over_entry *e;
-	__u64 due;
+	__u64 due, until_jiffies;
 
 	if (refused < 0 || refused >= SLUICE_MAX_LIMITS)
 		return;
 	due = gcra_due_ns(&p->limits[refused], st->tat_ns[refused]);
 	if (due <= now)
 		return;
+	until_jiffies = over_until_jiffies(&p->limits[refused], now, due,
+					   bpf_jiffies64(), tick_ns());
 	e = over_entry(key);
 	if (e)
-		over_put(e, key, epoch, refused, due,
-			 over_until_jiffies(&p->limits[refused], now, due,
-					    bpf_jiffies64(), tick_ns()));
+		over_put(e, key, epoch, refused, due, until_jiffies);
+	fast_remember(pkt, gen, epoch, p, refused, due, until_jiffies);
 }
 
 /* What charge_source() decided. */
@@ -506,7 +558,7 @@ enum {
  */
 static __always_inline int charge_source(const struct sluice_policy *p,
 					 const struct sluice_pkt *pkt,
-					 __u32 len, __u32 epoch,
+					 __u32 len, __u32 gen, __u32 epoch,
 					 struct sluice_source_state **stp)
 {
 	__u64 units[SLUICE_MAX_LIMITS], now;
@@ -515,17 +567,19 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 	struct sluice_source_key key;
 	int found, ok, refused;
 
-	/* A non-SYN under connections limits only: nothing to charge, no
-	 * state to create. */
-	if (!gcra_packet_units(p, pkt->is_syn, len, units))
-		return CHARGE_ADMITTED;
 	source_key(&key, p, pkt);
 	now = 0;
+	/* Before the units: a cached refusal needs only its own limit's
+	 * (over_cached), and is the path a flood takes. */
 	if (over_usable(p)) {
 		over = over_entry(&key);
 		if (over && over_cached(over, &key, epoch, &now, p, pkt, len))
 			return CHARGE_LIMITED;
 	}
+	/* A non-SYN under connections limits only: nothing to charge, no
+	 * state to create. */
+	if (!gcra_packet_units(p, pkt->is_syn, len, units))
+		return CHARGE_ADMITTED;
 	/* over_cached() reads the clock only when jiffies did not settle it;
 	 * bpf_ktime_get_ns() is never 0 once the system has booted. */
 	if (!now)
@@ -547,7 +601,8 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		 * flag live across source_state() doubles the verifier's
 		 * states there. */
 		if (!ok && over_usable(p))
-			over_remember(&key, epoch, now, p, st, refused);
+			over_remember(&key, pkt, gen, epoch, now, p, st,
+				      refused);
 	} else if (fleet_over(&key, now)) {
 		/* Over the fleet limit: refused before the local buckets,
 		 * which keep their units for when the fleet admits the
@@ -823,6 +878,11 @@ int sluice_xdp(struct xdp_md *ctx)
 		port_slot = bpf_map_lookup_elem(&sluice_ports, &key);
 		if (port_slot)
 			slot = *port_slot;
+		/* A flood's packet ends here (sluice_over_fast); a port
+		 * without a policy does not pay the probe. */
+		if (sluice_over_cache && slot != SLUICE_SLOT_NONE &&
+		    pkt.frag == FRAG_NONE && fast_refused(&pkt, gen, epoch, slot))
+			return finish(slot, SLUICE_VERDICT_LIMITED, len);
 	}
 
 	/* The allow/deny trie costs a lookup: only when it has entries for
@@ -852,7 +912,7 @@ int sluice_xdp(struct xdp_md *ctx)
 		verdict = SLUICE_VERDICT_BANNED;
 		goto out;
 	}
-	rc = charge_source(policy, &pkt, len, epoch, &st);
+	rc = charge_source(policy, &pkt, len, gen, epoch, &st);
 	if (rc == CHARGE_NEW_SOURCE) {
 		/* Dropped whatever the action: no state was made for it, and
 		 * a reply to a spoofed address would reflect the flood. */

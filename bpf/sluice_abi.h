@@ -252,6 +252,30 @@ struct sluice_over_entry {
 	__u64 until_jiffies;
 };
 
+/*
+ * Map sluice_over_fast: per-CPU array of SLUICE_OVER_SLOTS, the same
+ * refusals as sluice_over for policies whose action is drop, keyed by what
+ * the packet itself says: its source as sent (not masked), family, protocol
+ * and port. Probed before the port and policy lookups, so a flooding
+ * source's packet costs the parse, one inlined array lookup and a counter
+ * (bpf/lib/overcache.h). Valid only under the generation and epoch it was
+ * written in: every apply flips the one and bumps the other.
+ */
+#define SLUICE_FAST_SYN_ONLY	0x1	/* the refusing limit charges SYNs only */
+#define SLUICE_FAST_IPV6	0x2	/* the source is IPv6 */
+
+struct sluice_fast_entry {
+	__u32 addr[4];			/* source, IPv4-mapped, network order */
+	__u16 dport;			/* host byte order */
+	__u8 l4proto;			/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 flags;			/* SLUICE_FAST_* */
+	__u32 gen;			/* sluice_config.active_gen when written */
+	__u32 epoch;			/* sluice_config.cache_epoch when written */
+	__u32 slot;			/* the policy's slot, for its counters */
+	__u64 until_ns;			/* as in sluice_over_entry */
+	__u64 until_jiffies;		/* as in sluice_over_entry */
+};
+
 /* Map sluice_bans: LRU hash, SLUICE_MAX_BANS entries, key = the source's
  * struct sluice_source_key, value = __u64 banned-until (bpf_ktime_get_ns). */
 

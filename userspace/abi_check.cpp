@@ -47,6 +47,11 @@ static_assert(offsetof(sluice_source_state, ban_tat_ns) == 8 * SLUICE_MAX_LIMITS
 static_assert(sizeof(sluice_over_entry) == 48);
 static_assert(offsetof(sluice_over_entry, epoch) == 20);
 static_assert(offsetof(sluice_over_entry, until_ns) == 24);
+static_assert(sizeof(sluice_fast_entry) == 48);
+static_assert(offsetof(sluice_fast_entry, dport) == 16);
+static_assert(offsetof(sluice_fast_entry, gen) == 20);
+static_assert(offsetof(sluice_fast_entry, until_ns) == 32);
+static_assert(offsetof(sluice_fast_entry, until_jiffies) == 40);
 static_assert(offsetof(sluice_over_entry, what) == 32);
 static_assert(offsetof(sluice_over_entry, until_jiffies) == 40);
 // over_slot() masks by SLUICE_OVER_SLOTS - 1.

@@ -98,6 +98,68 @@ static __always_inline void over_put(struct sluice_over_entry *e,
 }
 
 /*
+ * The fast entries (map sluice_over_fast): a refusal of a drop policy, keyed
+ * by the packet's own fields so that it is found before the port and policy
+ * lookups. The source is exact, not masked: the refusal was of the masked
+ * state that holds it, and each source of a masked prefix gets its own
+ * entry on its own first refusal. An entry of a limit that charges only SYNs
+ * refuses only SYNs. The generation and epoch tie it to the config it was
+ * decided under: a packet that read the old generation and the new epoch
+ * (an apply between the two reads) writes an entry that no later packet
+ * matches.
+ */
+static __always_inline __u32 fast_slot(const __u32 src[4], __u16 dport,
+				       __u8 l4proto)
+{
+	return admit_mix(src[0] ^ src[1] ^ src[2] ^ src[3] ^
+			 ((__u32)dport << 8 | l4proto)) &
+	       (SLUICE_OVER_SLOTS - 1);
+}
+
+static __always_inline __u8 fast_flags(int is_ipv6, int syn_only)
+{
+	return (is_ipv6 ? SLUICE_FAST_IPV6 : 0) |
+	       (syn_only ? SLUICE_FAST_SYN_ONLY : 0);
+}
+
+/* The entry refuses this packet, if its deadline is still ahead. */
+static __always_inline int fast_match(const struct sluice_fast_entry *e,
+				      const __u32 src[4], __u16 dport,
+				      __u8 l4proto, int is_ipv6, int is_syn,
+				      __u32 gen, __u32 epoch)
+{
+	if (e->epoch != epoch || e->gen != gen || e->dport != dport ||
+	    e->l4proto != l4proto)
+		return 0;
+	if ((e->flags & SLUICE_FAST_IPV6) != (is_ipv6 ? SLUICE_FAST_IPV6 : 0))
+		return 0;
+	if ((e->flags & SLUICE_FAST_SYN_ONLY) && !is_syn)
+		return 0;
+	return e->addr[0] == src[0] && e->addr[1] == src[1] &&
+	       e->addr[2] == src[2] && e->addr[3] == src[3];
+}
+
+static __always_inline void fast_put(struct sluice_fast_entry *e,
+				     const __u32 src[4], __u16 dport,
+				     __u8 l4proto, __u8 flags, __u32 gen,
+				     __u32 epoch, __u32 slot, __u64 until_ns,
+				     __u64 until_jiffies)
+{
+	e->addr[0] = src[0];
+	e->addr[1] = src[1];
+	e->addr[2] = src[2];
+	e->addr[3] = src[3];
+	e->dport = dport;
+	e->l4proto = l4proto;
+	e->flags = flags;
+	e->gen = gen;
+	e->epoch = epoch;
+	e->slot = slot;
+	e->until_ns = until_ns;
+	e->until_jiffies = until_jiffies;
+}
+
+/*
  * The earliest time at which limit l, with theoretical arrival time tat,
  * admits a charge of one unit: before it, every charge is refused. One unit
  * is the smallest charge of every kind (a bytes limit charges the frame

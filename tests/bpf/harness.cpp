@@ -182,7 +182,11 @@ using Counters = std::map<CounterKey, sluice_counter>;
 
 }  // namespace
 
-std::vector<sluice_over_entry> liveOverEntryList(const Datapath& dp)
+namespace {
+
+// This CPU's entries of a per-CPU cache map that pass `live`.
+template <class Entry, class Live>
+std::vector<Entry> thisCpuEntries(const Datapath& dp, const char* map, Live live)
 {
     uint32_t zero = 0;
     sluice_config cfg{};
@@ -191,20 +195,40 @@ std::vector<sluice_over_entry> liveOverEntryList(const Datapath& dp)
     int ncpus = libbpf_num_possible_cpus(), cpu = sched_getcpu();
     if (ncpus <= 0 || cpu < 0 || cpu >= ncpus)
         throwSys("cannot tell this CPU among the possible ones", -EINVAL);
-    std::vector<sluice_over_entry> percpu(static_cast<size_t>(ncpus));
+    std::vector<Entry> percpu(static_cast<size_t>(ncpus));
     const uint64_t now = Datapath::nowNs();
-    std::vector<sluice_over_entry> live;
+    std::vector<Entry> out;
     for (uint32_t slot = 0; slot < SLUICE_OVER_SLOTS; slot++) {
-        if (int err = bpf_map_lookup_elem(dp.mapFd("sluice_over"), &slot, percpu.data()))
-            throwSys("cannot read sluice_over", err);
-        const sluice_over_entry& e = percpu[static_cast<size_t>(cpu)];
-        if (e.epoch == cfg.cache_epoch && e.until_ns > now)
-            live.push_back(e);
+        if (int err = bpf_map_lookup_elem(dp.mapFd(map), &slot, percpu.data()))
+            throwSys(std::string("cannot read ") + map, err);
+        const Entry& e = percpu[static_cast<size_t>(cpu)];
+        if (live(e, cfg, now))
+            out.push_back(e);
     }
-    return live;
+    return out;
+}
+
+}  // namespace
+
+std::vector<sluice_over_entry> liveOverEntryList(const Datapath& dp)
+{
+    return thisCpuEntries<sluice_over_entry>(
+        dp, "sluice_over", [](const sluice_over_entry& e, const sluice_config& cfg, uint64_t now) {
+            return e.epoch == cfg.cache_epoch && e.until_ns > now;
+        });
 }
 
 size_t liveOverEntries(const Datapath& dp) { return liveOverEntryList(dp).size(); }
+
+size_t liveFastEntries(const Datapath& dp)
+{
+    return thisCpuEntries<sluice_fast_entry>(
+               dp, "sluice_over_fast",
+               [](const sluice_fast_entry& e, const sluice_config& cfg, uint64_t now) {
+                   return e.epoch == cfg.cache_epoch && e.gen == (cfg.active_gen & 1) && e.until_ns > now;
+               })
+        .size();
+}
 
 uint32_t admitSlotV4(uint32_t stateTag, uint32_t addrHost)
 {
@@ -404,6 +428,9 @@ TEST_P(BpfRow, Run)
         }
         if (s.overEntries) {
             EXPECT_EQ(liveOverEntries(*dp), *s.overEntries) << "live over-limit cache entries on this CPU";
+        }
+        if (s.fastEntries) {
+            EXPECT_EQ(liveFastEntries(*dp), *s.fastEntries) << "live fast entries on this CPU";
         }
         for (const auto& b : s.banChecks) {
             SCOPED_TRACE("ban of " + b.addr + " under " + b.policy);

@@ -143,6 +143,12 @@ struct Step {
         overEntries = n;
         return *this;
     }
+    std::optional<size_t> fastEntries;  // live sluice_over_fast entries on this CPU
+    Step& fast(size_t n)
+    {
+        fastEntries = n;
+        return *this;
+    }
     Step& handed(std::string src, uint16_t sport, std::string dst, uint16_t dport, bool yes = true)
     {
         flowChecks.push_back({std::move(src), sport, std::move(dst), dport, yes});
@@ -310,6 +316,8 @@ std::string verdictText(uint32_t verdict);
 // until_ns not yet reached.
 std::vector<sluice_over_entry> liveOverEntryList(const Datapath& dp);
 size_t liveOverEntries(const Datapath& dp);
+// The same for sluice_over_fast: entries of the active generation and epoch.
+size_t liveFastEntries(const Datapath& dp);
 
 // The probation memory's slot (bpf/lib/admit.h) of IPv4 source `addrHost`
 // (host byte order) under a policy's state tag. Tags are random per install,

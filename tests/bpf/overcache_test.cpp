@@ -97,6 +97,43 @@ std::vector<Row> overCacheRows()
                     {admitted(syn(), "web"), limited(syn(), "web"), banned(syn(), "web"),
                      banned(syn(), "web").over(1), install({{web1}}).over(0), limited(syn(), "web"),
                      admitted(ack(kB), "web")}});
+    // Fast entries (sluice_over_fast): a drop policy's refusal, found before
+    // the port and policy lookups. Counted under the policy like any
+    // refusal (the rows check every counter).
+    rows.push_back({"fast_entry_for_a_drop_refusal_only_its_port",
+                    {{web1, tcpPolicy("api", {port(81)}, {pkts(1)})}},
+                    {admitted(syn(), "web").fast(0), limited(syn(), "web").fast(1), limited(syn(), "web").fast(1),
+                     admitted(Packet::v4(kA, kServer4).tcp(40000, 81, tcpflag::Syn).build(), "api").fast(1),
+                     admitted(syn(kB), "web").fast(1)}});
+    rows.push_back({"fast_entry_not_for_monitor_or_reject",
+                    {{tcpPolicy("web", {port(80)}, {pkts(1)}, Action::Monitor),
+                      tcpPolicy("api", {port(81)}, {pkts(1)}, Action::Reject)}},
+                    {admitted(syn(), "web"), monitored(syn(), "web").fast(0),
+                     admitted(Packet::v4(kA, kServer4).tcp(40000, 81, tcpflag::Syn).build(), "api"),
+                     rejected(Packet::v4(kA, kServer4).tcp(40000, 81, tcpflag::Syn).build(), "api").fast(0)}});
+    // Allow-listed by an apply: the entry was written under the old
+    // generation and epoch, and holds nothing.
+    rows.push_back({"fast_entry_allow_list_applies_at_once",
+                    {{web1}},
+                    {admitted(syn(), "web"), limited(syn(), "web").fast(1),
+                     install(Rules{{web1}, {kA + "/32"}, {}}).fast(0), allowed(syn(), "web"),
+                     allowed(syn(), "web")}});
+    rows.push_back({"fast_entry_policy_removed_passes",
+                    {{web1}},
+                    {admitted(syn(), "web"), limited(syn(), "web").fast(1), install(Rules{}).fast(0),
+                     passed(syn()), passed(syn())}});
+    // A SYN refused by a connections limit: its entry holds SYNs only.
+    rows.push_back({"fast_entry_connection_refusal_spares_other_packets",
+                    {{tcpPolicy("web", {port(80)}, {conns(1), pkts(5)})}},
+                    {admitted(syn(), "web"), limited(syn(), "web").fast(1), admitted(ack(), "web").fast(1),
+                     limited(syn(), "web").fast(1), admitted(ack(), "web")}});
+    // The same 32 bits as an IPv4-mapped IPv6 source: another family, and
+    // under the default /64 another bucket; the IPv4 entry must not hold it.
+    rows.push_back({"fast_entry_holds_one_family",
+                    {{web1}},
+                    {admitted(syn(), "web"), limited(syn(), "web").fast(1),
+                     admitted(syn6("::ffff:" + kA), "web").fast(1), limited(syn6("::ffff:" + kA), "web"),
+                     limited(syn(), "web")}});
     return rows;
 }
 

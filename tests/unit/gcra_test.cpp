@@ -2,6 +2,9 @@
 // The data path's rate math (bpf/lib/gcra.h), compiled here as it is for BPF
 // and driven with synthetic time. Limits are built by hand, independently of
 // the policy compiler, so a compiler bug cannot hide a gcra.h bug.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -924,6 +927,38 @@ TEST(OverCacheEntry, JiffiesHitNeedsItsKeyEpochLimitAndDeadline)
     sluice_source_key other = k;
     other.addr[3] ^= 1;
     EXPECT_FALSE(overHitJiffies(&e, &other, 3, 1, 0)) << "another source";
+}
+
+// A fast entry (sluice_over_fast) holds only packets of its source, family,
+// protocol and port, written under the same generation and epoch; one of a
+// connections limit holds only SYNs.
+TEST(OverCacheEntry, FastEntryNeedsItsSourceFamilyPortGenerationAndEpoch)
+{
+    const uint32_t src[4] = {0, 0, htonl(0xffff), htonl(0x0a000001)};
+    sluice_fast_entry e{};
+    EXPECT_FALSE(fast_match(&e, src, 80, IPPROTO_TCP, 0, 1, 0, 0)) << "an empty entry";
+    fast_put(&e, src, 80, IPPROTO_TCP, fast_flags(0, 0), 1, 3, 9, kT0 + kSecond, 500);
+    EXPECT_EQ(e.slot, 9u);
+    EXPECT_EQ(e.until_ns, kT0 + kSecond);
+    EXPECT_EQ(e.until_jiffies, 500u);
+    EXPECT_TRUE(fast_match(&e, src, 80, IPPROTO_TCP, 0, 1, 1, 3));
+    EXPECT_TRUE(fast_match(&e, src, 80, IPPROTO_TCP, 0, 0, 1, 3)) << "a packets limit holds every packet";
+    EXPECT_FALSE(fast_match(&e, src, 81, IPPROTO_TCP, 0, 1, 1, 3)) << "another port";
+    EXPECT_FALSE(fast_match(&e, src, 80, IPPROTO_UDP, 0, 1, 1, 3)) << "another protocol";
+    EXPECT_FALSE(fast_match(&e, src, 80, IPPROTO_TCP, 1, 1, 1, 3)) << "the same bits as an IPv6 source";
+    EXPECT_FALSE(fast_match(&e, src, 80, IPPROTO_TCP, 0, 1, 0, 3)) << "another generation";
+    EXPECT_FALSE(fast_match(&e, src, 80, IPPROTO_TCP, 0, 1, 1, 4)) << "another epoch (reset, apply)";
+    for (int w = 0; w < 4; w++) {
+        uint32_t other[4] = {src[0], src[1], src[2], src[3]};
+        other[w] ^= 0x100;
+        EXPECT_FALSE(fast_match(&e, other, 80, IPPROTO_TCP, 0, 1, 1, 3)) << "address word " << w;
+        EXPECT_LT(fast_slot(other, 80, IPPROTO_TCP), uint32_t(SLUICE_OVER_SLOTS));
+    }
+    fast_put(&e, src, 80, IPPROTO_TCP, fast_flags(1, 1), 1, 3, 9, kT0 + kSecond, 500);
+    EXPECT_TRUE(fast_match(&e, src, 80, IPPROTO_TCP, 1, 1, 1, 3)) << "a SYN";
+    EXPECT_FALSE(fast_match(&e, src, 80, IPPROTO_TCP, 1, 0, 1, 3)) << "not a SYN: a connections limit spares it";
+    EXPECT_FALSE(fast_match(&e, src, 80, IPPROTO_TCP, 0, 1, 1, 3)) << "the same bits as an IPv4 source";
+    EXPECT_NE(fast_slot(src, 80, IPPROTO_TCP), fast_slot(src, 81, IPPROTO_TCP)) << "the port moves the slot";
 }
 
 // The jiffies deadline: ends after due (never cuts a refusal short) and within
