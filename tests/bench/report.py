@@ -18,6 +18,8 @@ RECEIVERS = {
     "bare": "bare XDP_DROP",
     "parse": "XDP_DROP after reading headers",
     "pass": "XDP_PASS, empty stack",
+    "alu20": "XDP_DROP after 20 rounds of arithmetic (calibration)",
+    "alu60": "XDP_DROP after 60 rounds of arithmetic (calibration)",
     "sluice": "sluice",
     "sluicens": "sluice, new_sources 10000/s",
     "nft": "nftables netdev meter",
@@ -138,7 +140,8 @@ def table(cells, meta):
     out += ns_ratio_rows(by, rxs, scs, "receiver", "ns_per_packet", "ratio_to_bare_drop")
     out.append("")
     out.append("What each measurement saw (medians): share of packets that reached the IP stack "
-               "(UDP, nothing listening), generator rate, receiver NAPI thread busy:")
+               "(UDP, nothing listening), generator rate, share of the generator's frames the "
+               "receiver's full ring refused (xmit errors), receiver NAPI thread busy:")
     out.append("")
     out.append("| receiver | " + " | ".join(SCENARIOS[s] for s in scs) + " |")
     out.append("|---|" + "---|" * len(scs))
@@ -150,6 +153,7 @@ def table(cells, meta):
                 row.append("-")
                 continue
             row.append(f"{c['to_stack_pct_median']:.1f}% stack, {c['generator_mpps_median']:.2f} Mpps, "
+                       f"{c['generator_xmit_errors_pct_median']:.0f}% refused, "
                        f"{c['rx_busy_pct_median']:.0f}% busy")
         out.append(f"| {RECEIVERS[rx]} | " + " | ".join(row) + " |")
     out.append("")
@@ -157,7 +161,7 @@ def table(cells, meta):
                "per-round differences: their own cost where, like XDP_PASS, they pass everything "
                "to the stack (compare the first column of the table above where they drop):")
     out.append("")
-    lim = [rx for rx in rxs if rx not in ("bare", "parse", "pass")]
+    lim = [rx for rx in rxs if rx not in ("bare", "parse", "pass", "alu20", "alu60")]
     out.append("| receiver | " + " | ".join(SCENARIOS[s] for s in scs) + " |")
     out.append("|---|" + "---|" * len(scs))
     for rx in lim:
@@ -168,7 +172,7 @@ def table(cells, meta):
             row.append(f"{d['median']:+.0f} [{d['min']:+.0f}..{d['max']:+.0f}]" if d else "-")
         out.append(f"| {RECEIVERS[rx]} | " + " | ".join(row) + " |")
     out.append("")
-    xdp = [rx for rx in rxs if rx in ("bare", "parse", "pass", "sluice", "sluicens")]
+    xdp = [rx for rx in rxs if rx in ("bare", "parse", "pass", "alu20", "alu60", "sluice", "sluicens")]
     if any(by.get((rx, sc), {}).get("prog_ns_per_run") for rx in xdp for sc in scs):
         out.append("The XDP program's own run time per packet (BPF stats: run_time_ns / run_cnt, in a "
                    f"second window of {meta.get('prog_s', '?')} s of the same traffic with stats on), "

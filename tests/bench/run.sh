@@ -19,6 +19,11 @@
 #           second are dropped; every other scenario is unchanged by it
 #   nft     counting XDP_PASS stub + nftables netdev ingress meter on the veth
 #   ipt     counting XDP_PASS stub + iptables/ip6tables raw hashlimit
+#   alu20, alu60  calibration: XDP_DROP after 20 or 60 rounds of register
+#           arithmetic, no memory touched (tests/bench/stubs.bpf.c): programs
+#           a known number of ns heavier than bare and nothing else, so the
+#           receiver cost of program time alone reads next to sluice's.
+#           Measured in the scenarios of CALIB_SCENARIOS only (flood1)
 # Scenarios (the same frames for every receiver; 64-byte UDP; "full speed"
 # is as fast as the generator goes, several Mpps, more than any receiver
 # here takes: the veth ring overflows and the generator counts xmit errors):
@@ -74,7 +79,8 @@ MEASURE_S=2
 WARMUP_S=0.5
 PROG_S=0.5
 QUICK=0
-RECEIVERS="bare parse pass sluice sluicens nft ipt"
+RECEIVERS="bare parse pass alu20 alu60 sluice sluicens nft ipt"
+CALIB_SCENARIOS="flood1"   # the only scenarios alu20 and alu60 measure
 SCENARIOS="flood1 within over100 src1k rand16m nopolicy"
 MARKDOWN=BENCHMARKS.md
 ARGS="$*"
@@ -215,6 +221,8 @@ attach_rx() {
     case "$rx" in
         bare) ip -n "$RNS" link set dev "$RIF" xdpdrv obj "$STUBS" program bare_drop ;;
         parse) ip -n "$RNS" link set dev "$RIF" xdpdrv obj "$STUBS" program parse_drop ;;
+        alu20) ip -n "$RNS" link set dev "$RIF" xdpdrv obj "$STUBS" program alu_drop_short ;;
+        alu60) ip -n "$RNS" link set dev "$RIF" xdpdrv obj "$STUBS" program alu_drop_long ;;
         pass|nft|ipt) ip -n "$RNS" link set dev "$RIF" xdpdrv obj "$STUBS" program count_pass ;;
         sluice) in_rx "$SLUICE" attach "$RIF" --mode native --config "$WORK/sluice.toml" >"$WORK/attach.txt" ;;
         sluicens) in_rx "$SLUICE" attach "$RIF" --mode native --config "$WORK/sluicens.toml" >/dev/null ;;
@@ -366,6 +374,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         attach_rx "$rx"
         [ "$rx" = sluice ] && [ "$round" = 1 ] && sed 's/^/  /' "$WORK/attach.txt"
         for sc in "${SC_LIST[@]}"; do
+            case "$rx" in alu*) [[ " $CALIB_SCENARIOS " == *" $sc "* ]] || continue ;; esac
             measure "$round" "$rx" "$sc"
         done
         detach_rx "$rx"

@@ -61,3 +61,37 @@ int parse_drop(struct xdp_md *ctx)
 	parse_sink = v;
 	return XDP_DROP;
 }
+
+/* Calibration: XDP_DROP after a fixed run of register arithmetic that
+ * touches no memory (a dependent multiply-add chain the compiler cannot
+ * fold). Their program time is known from BPF stats, so the receiver's
+ * cost per packet of a program that is N ns heavier than bare, and nothing
+ * else, can be read next to sluice's (BENCHMARKS.md "Receiver cost and
+ * program cost"). */
+#define ALU_ROUNDS_SHORT	20
+#define ALU_ROUNDS_LONG		60
+
+volatile __u32 alu_sink;
+
+static __always_inline int alu_drop(struct xdp_md *ctx, __u32 rounds)
+{
+	__u32 x = ctx->ingress_ifindex, i;
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < rounds; i++)
+		x = x * 31 + i;
+	alu_sink = x;
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int alu_drop_short(struct xdp_md *ctx)
+{
+	return alu_drop(ctx, ALU_ROUNDS_SHORT);
+}
+
+SEC("xdp")
+int alu_drop_long(struct xdp_md *ctx)
+{
+	return alu_drop(ctx, ALU_ROUNDS_LONG);
+}
