@@ -104,7 +104,7 @@ struct {
 } sluice_over SEC(".maps");
 
 /* Its fast entries (lib/overcache.h): refusals of drop policies, found
- * before the port and policy lookups. Per CPU and not pinned, as above. */
+ * before the policy lookup. Per CPU and not pinned, as above. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SLUICE_OVER_SLOTS);

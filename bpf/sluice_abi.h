@@ -256,8 +256,9 @@ struct sluice_over_entry {
  * Map sluice_over_fast: per-CPU array of SLUICE_OVER_SLOTS, the same
  * refusals as sluice_over for policies whose action is drop, keyed by what
  * the packet itself says: its source as sent (not masked), family, protocol
- * and port. Probed before the port and policy lookups, so a flooding
- * source's packet costs the parse, one inlined array lookup and a counter
+ * and port. Probed right after the port lookup, before the policy is read,
+ * so a flooding source's packet costs the parse, the port lookup, one
+ * inlined array lookup and a counter
  * (bpf/lib/overcache.h). Valid only under the generation and epoch it was
  * written in: every apply flips the one and bumps the other.
  */

@@ -99,8 +99,7 @@ static __always_inline void over_put(struct sluice_over_entry *e,
 
 /*
  * The fast entries (map sluice_over_fast): a refusal of a drop policy, keyed
- * by the packet's own fields so that it is found before the port and policy
- * lookups. The source is exact, not masked: the refusal was of the masked
+ * by the packet's own fields so that it is found before the policy is read. The source is exact, not masked: the refusal was of the masked
  * state that holds it, and each source of a masked prefix gets its own
  * entry on its own first refusal. An entry of a limit that charges only SYNs
  * refuses only SYNs. The generation and epoch tie it to the config it was
