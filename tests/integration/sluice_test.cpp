@@ -253,6 +253,11 @@ TEST_P(SluiceTraffic, TcpConnectionsLimitAndAllowList) {
 // two CPUs at once. The compare-and-swap on the TAT must never admit more
 // than the burst; it may refuse a unit only when it loses the race
 // SLUICE_CAS_RETRIES times in a row (fail closed), which two CPUs hardly do.
+// The source is promoted to the per-source table first, by two packets from
+// this thread: a source's very first packets on two CPUs at once may admit
+// one unit more per CPU, once in its life (the probation race of
+// admit_source() in bpf/sluice.bpf.c, README "Spoofed sources"), which is
+// not what this test is about.
 TEST_P(SluiceTraffic, TwoCpusChargingOneBucketNeverExceedTheBurst) {
     const unsigned ncpus = std::thread::hardware_concurrency();
     if (ncpus < 2)
@@ -263,7 +268,9 @@ TEST_P(SluiceTraffic, TwoCpusChargingOneBucketNeverExceedTheBurst) {
     dp.install(Ruleset{{p}, {}, {}});
     const std::string a = sources()[0];
     UdpCounter server(receiver(), dst(), kUdpPort);
-    std::atomic<int> sent{0};
+    ASSERT_EQ(udpSend(client(), a, dst(), kUdpPort, 2), 2);
+    ASSERT_EQ(remainingOf(dp, "udp-200", a), 198u) << "promoted with two units charged";
+    std::atomic<int> sent{2};
     std::vector<std::thread> senders;
     for (int cpu = 0; cpu < 2; cpu++)
         senders.emplace_back([&, cpu] {
@@ -271,7 +278,7 @@ TEST_P(SluiceTraffic, TwoCpusChargingOneBucketNeverExceedTheBurst) {
             CPU_ZERO(&set);
             CPU_SET(cpu, &set);
             pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-            sent += udpSend(client(), a, dst(), kUdpPort, 300);
+            sent += udpSend(client(), a, dst(), kUdpPort, 299);
         });
     for (auto& t : senders)
         t.join();
