@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include <bpf/bpf.h>
@@ -469,6 +470,43 @@ bool kernelConfigReadable()
     return ::access("/proc/config.gz", R_OK) == 0;
 }
 
+constexpr const char* kNoTickNote =
+    "the kernel's tick is unknown (no CONFIG_HZ in a readable kernel config): cached refusals read the clock";
+
+// The CONFIG_HZ a loaded sluice program runs with, from its .kconfig map
+// (libbpf fills it at load; openSkeleton passes 0 when it could not).
+std::optional<uint32_t> programTickHz(int progFd)
+{
+    using Kconfig = sluice_bpf::sluice_bpf__kconfig;
+    bpf_prog_info info{};
+    uint32_t len = sizeof info;
+    if (progFd < 0 || bpf_obj_get_info_by_fd(progFd, &info, &len))
+        return std::nullopt;
+    std::vector<uint32_t> ids(info.nr_map_ids);
+    info = {};
+    info.nr_map_ids = static_cast<uint32_t>(ids.size());
+    info.map_ids = reinterpret_cast<uintptr_t>(ids.data());
+    len = sizeof info;
+    if (bpf_obj_get_info_by_fd(progFd, &info, &len))
+        return std::nullopt;
+    ids.resize(std::min<size_t>(ids.size(), info.nr_map_ids));
+    for (uint32_t id : ids) {
+        UniqueFd map(bpf_map_get_fd_by_id(id));
+        bpf_map_info mapInfo{};
+        uint32_t mapLen = sizeof mapInfo;
+        if (map.get() < 0 || bpf_obj_get_info_by_fd(map.get(), &mapInfo, &mapLen))
+            continue;
+        if (!std::string_view(mapInfo.name).ends_with(".kconfig") || mapInfo.value_size != sizeof(Kconfig))
+            continue;
+        Kconfig k{};
+        uint32_t zero = 0;
+        if (bpf_map_lookup_elem(map.get(), &zero, &k))
+            return std::nullopt;
+        return k.CONFIG_HZ;
+    }
+    return std::nullopt;
+}
+
 SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
 {
     const char* kconfig = kernelConfigReadable() ? nullptr : "CONFIG_HZ=0\n";
@@ -596,8 +634,9 @@ Datapath Datapath::attach(const AttachOptions& options)
                               : "attached as a single program";
     else
         impl->info.note = "attached through libxdp's multi-program dispatcher";
-    if (!kernelConfigReadable())
-        impl->info.note += "; no kernel config to read the tick from: cached refusals read the clock";
+    impl->info.tickHz = programTickHz(bpf_program__fd(impl->skel->progs.sluice_xdp));
+    if (impl->info.tickHz == 0u)
+        impl->info.note += std::string("; ") + kNoTickNote;
 
     std::string progPath = dir + "/" + kProgPin;
     ::unlink(progPath.c_str());
@@ -637,6 +676,9 @@ Datapath Datapath::open(const std::string& iface)
         if (!attached.found)
             impl->info.note = "pinned state present but the program is not attached";
     }
+    impl->info.tickHz = programTickHz(impl->progPin.get());
+    if (impl->info.tickHz == 0u)
+        impl->info.note += std::string(impl->info.note.empty() ? "" : "; ") + kNoTickNote;
     impl->mapArrays();
     return Datapath(std::move(impl));
 }

@@ -31,6 +31,10 @@ struct AttachInfo {
     XdpMode mode = XdpMode::Auto;  // Native or Generic after attach
     bool dispatcher = false;       // libxdp multi-program dispatcher in use
     std::string note;              // e.g. why the dispatcher was not used
+    // The tick the loaded program runs with (its CONFIG_HZ): 0 when it was
+    // loaded without a kernel config, so cached refusals read the clock;
+    // nullopt when the program could not be read.
+    std::optional<uint32_t> tickHz;
 };
 
 // Counters of one policy slot, summed over CPUs.

@@ -60,6 +60,16 @@ bool pathExists(const std::string& p) {
     return stat(p.c_str(), &st) == 0;
 }
 
+// The kernel's CONFIG_HZ from the config libbpf reads (the release's /boot
+// config, else /proc/config.gz); 0 when neither has it.
+unsigned kernelHz() {
+    CmdResult c = runCmd({"sh", "-c",
+                          "{ cat /boot/config-$(uname -r) 2>/dev/null || zcat /proc/config.gz 2>/dev/null; } | "
+                          "sed -n 's/^CONFIG_HZ=//p'"});
+    unsigned hz = 0;
+    return std::sscanf(c.out.c_str(), "%u", &hz) == 1 ? hz : 0;
+}
+
 // One CLI run: the command line and what came back, printable in failures.
 struct Cli {
     std::string cmd;
@@ -530,15 +540,19 @@ TEST_F(CliNet, AttachStatusDetach) {
     // status, human.
     r = sluice({"status", iface_});
     ASSERT_EQ(r.status, 0) << r;
-    auto head = tableRow(r.out, {"INTERFACE", "MODE", "DISPATCHER", "POLICIES", "SOURCES", "CAPACITY"});
+    auto head = tableRow(r.out, {"INTERFACE", "MODE", "DISPATCHER", "TICK", "POLICIES", "SOURCES", "CAPACITY"});
     EXPECT_FALSE(head.empty()) << "no header" << r;
     auto row = tableRow(r.out, {iface_});
-    ASSERT_GE(row.size(), 6u) << r;
+    ASSERT_GE(row.size(), 7u) << r;
     EXPECT_EQ(row[1], "native") << r;
     EXPECT_EQ(row[2], dispatcher ? "yes" : "no") << r;
-    EXPECT_EQ(row[3], "2") << r;
-    EXPECT_EQ(row[4], "0") << r;
-    EXPECT_EQ(row[5], "4096") << "max_sources of the config" << r;
+    const unsigned hz = kernelHz();
+    char tick[32];
+    std::snprintf(tick, sizeof tick, 1000 % std::max(hz, 1u) ? "%.1fms" : "%.0fms", hz ? 1000.0 / hz : 0.0);
+    EXPECT_EQ(row[3], hz ? tick : "none") << "the program's tick" << r;
+    EXPECT_EQ(row[4], "2") << r;
+    EXPECT_EQ(row[5], "0") << r;
+    EXPECT_EQ(row[6], "4096") << "max_sources of the config" << r;
 
     // status, JSON.
     Json st = sluiceJson({"status", iface_, "--json"});
@@ -551,6 +565,8 @@ TEST_F(CliNet, AttachStatusDetach) {
     EXPECT_EQ(s.value("policies", -1), 2);
     EXPECT_EQ(s.value("tracked_sources", -1), 0);
     EXPECT_EQ(s.value("source_capacity", -1), 4096);
+    ASSERT_TRUE(s.contains("tick_hz") && s["tick_hz"].is_number_unsigned()) << s.dump(2);
+    EXPECT_EQ(s["tick_hz"].get<unsigned>(), hz) << "the program's CONFIG_HZ, 0 without a kernel config" << s.dump(2);
     EXPECT_TRUE(s.contains("note") && s["note"].is_string()) << s.dump(2);
 
     // A second attach is refused and leaves the first in place.
@@ -575,6 +591,30 @@ TEST_F(CliNet, AttachStatusDetach) {
 
     // And traffic is unlimited again.
     EXPECT_EQ(sendUdp(src(0), kUdpPort, 20), 20);
+}
+
+// A kernel config without CONFIG_HZ (an empty one, bound over the real ones
+// in the attaching process's own mount namespace only): the program runs
+// without a tick, and attach and status both say so.
+TEST_F(CliNet, StatusSaysWhenTheProgramHasNoTick) {
+    std::string empty = tmp_.write("empty-kconfig", "");
+    CmdResult c = runCmd({"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          "for f in /boot/config-$(uname -r) /proc/config.gz; do "
+                          "[ ! -e \"$f\" ] || mount --bind \"$1\" \"$f\" || exit 97; done; shift; exec \"$@\"",
+                          "sh", empty, "nsenter", "--net=" + receiver().path(), sluiceBinary(), "attach", iface_,
+                          "--mode", "native"});
+    ASSERT_EQ(c.status, 0) << c.out << c.err;
+    EXPECT_TRUE(contains(c.out, "tick is unknown")) << c.out;
+
+    Cli r = sluice({"status", iface_});
+    ASSERT_EQ(r.status, 0) << r;
+    auto row = tableRow(r.out, {iface_});
+    ASSERT_GE(row.size(), 4u) << r;
+    EXPECT_EQ(row[3], "none") << r;
+    EXPECT_TRUE(contains(r.out, "cached refusals read the clock")) << r;
+    Json st = sluiceJson({"status", iface_, "--json"});
+    ASSERT_TRUE(st.is_array() && st.size() == 1) << st.dump(2);
+    EXPECT_EQ(st[0].value("tick_hz", 1u), 0u) << st.dump(2);
 }
 
 // ---------------------------------------------------------------- apply, --dry-run

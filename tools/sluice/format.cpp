@@ -46,6 +46,16 @@ std::string formatDuration(uint64_t ns)
     return buf;
 }
 
+std::string formatTick(uint32_t hz)
+{
+    char buf[32];
+    if (1000 % hz == 0)
+        snprintf(buf, sizeof(buf), "%ums", 1000 / hz);
+    else
+        snprintf(buf, sizeof(buf), "%.1fms", 1000.0 / hz);
+    return buf;
+}
+
 namespace {
 
 std::string limitsText(const std::vector<Limit>& limits)

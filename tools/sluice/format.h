@@ -26,6 +26,7 @@ private:
 };
 
 std::string formatDuration(uint64_t ns);  // "11.9s", "3m12s", "2h05m"
+std::string formatTick(uint32_t hz);      // "4ms", "3.3ms"
 
 Json toJson(const Policy& p);
 Json toJson(const Ruleset& r);

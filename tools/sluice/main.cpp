@@ -101,7 +101,7 @@ void detachCmd(const std::string& iface)
 void statusCmd(const std::string& iface, bool json)
 {
     Json out = Json::array();
-    Table t({"INTERFACE", "MODE", "DISPATCHER", "POLICIES", "SOURCES", "CAPACITY", "RESPONDER", "NOTE"});
+    Table t({"INTERFACE", "MODE", "DISPATCHER", "TICK", "POLICIES", "SOURCES", "CAPACITY", "RESPONDER", "NOTE"});
     for (const auto& name : iface.empty() ? Datapath::pinnedInterfaces() : std::vector<std::string>{iface}) {
         Datapath dp = Datapath::open(name);
         const AttachInfo& info = dp.attachInfo();
@@ -115,16 +115,21 @@ void statusCmd(const std::string& iface, bool json)
         if (respond && !responder)
             note += std::string(note.empty() ? "" : "; ") +
                     "no responder: action respond falls back to reject (start `sluice run`)";
+        // The tick sets how a cached refusal ends (README "Rate semantics").
+        std::string tick = "-";
+        if (info.tickHz)
+            tick = *info.tickHz ? formatTick(*info.tickHz) : "none";
         out.push_back(Json{{"interface", name},
                            {"mode", xdpModeName(info.mode)},
                            {"dispatcher", info.dispatcher},
+                           {"tick_hz", info.tickHz ? Json(*info.tickHz) : Json(nullptr)},
                            {"policies", policies},
                            {"tracked_sources", tracked},
                            {"source_capacity", capacity},
                            {"responder", responder},
                            {"respond_fallback", respond && !responder},
                            {"note", note}});
-        t.add({name, xdpModeName(info.mode), info.dispatcher ? "yes" : "no", std::to_string(policies),
+        t.add({name, xdpModeName(info.mode), info.dispatcher ? "yes" : "no", tick, std::to_string(policies),
                std::to_string(tracked), std::to_string(capacity), responder ? "running" : "not running", note});
     }
     if (json)
