@@ -313,7 +313,7 @@ TEST(FlaskRates, GoldenFileMatchesInstalledLimits)
     if (access(kPython, X_OK) != 0)
         GTEST_SKIP() << kPython << " is missing: cannot check " << kGolden
                      << " against Flask-Limiter's parser (install python3-limits)";
-    if (std::system("/usr/bin/python3 -c 'import limits' >/dev/null 2>&1") != 0)
+    if (std::system((std::string(kPython) + " -c 'import limits' >/dev/null 2>&1").c_str()) != 0)
         GTEST_SKIP() << "the Python module 'limits' is missing from " << kPython
                      << ": cannot check " << kGolden << " (install python3-limits)";
     std::string script = sourceRoot() + "/" + kGenerator;
