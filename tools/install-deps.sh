@@ -14,8 +14,10 @@ PACKAGES=(
     # tests, benchmarks and their peers
     libcap2-bin xdp-tools iproute2 nftables iptables python3-scapy tcpdump ethtool
     prometheus curl wrk redis-server
-    # the real API of the scenario tests (Debian's python, /usr/bin/python3)
-    gunicorn python3-flask python3-flask-limiter
+    # the real API of the scenario tests (Debian's python, /usr/bin/python3);
+    # python3-limits is Flask-Limiter's parser, the reference of the unit
+    # test FlaskRates (tests/unit/data/gen_flask_rates.py)
+    gunicorn python3-flask python3-flask-limiter python3-limits
 )
 
 missing=()

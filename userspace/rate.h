@@ -9,8 +9,9 @@
 //   amount := digits [suffix]     suffix (bytes only): K M G KB MB GB (10^3n), KiB MiB GiB (2^10n)
 //   unit   := second minute hour day week month (30 d) year (360 d), each with an optional "s"
 //
-// Words are case-insensitive and whitespace may surround any token. Choices
-// made where Flask-Limiter or nginx are lenient or silent:
+// Words are case-insensitive and whitespace (space, tab, CR, LF, VT, FF: C's
+// isspace) may surround any token. Choices made where Flask-Limiter or nginx
+// are lenient or silent:
 //   - counts, multipliers and bursts are whole numbers; "1.5 per second" and
 //     "-5 per second" are errors, never rounded or clamped;
 //   - "0 per second" is an error: a limit that admits nothing is a [[deny]]

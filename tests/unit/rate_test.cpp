@@ -79,6 +79,9 @@ const std::vector<RateRow> kRateRows = {
     ok("5 per 1 minute", kPkt, {{5, kMin}}),
     ok("5per minute", kPkt, {{5, kMin}}),
     ok("\t5 / minute\t", kPkt, {{5, kMin}}),
+    // Vertical tab and form feed are whitespace too, as in Flask-Limiter's \s.
+    ok("\v5\fper\v2 minutes\f", kPkt, {{5, 2 * kMin}}),
+    ok("5/hour\f;\v10/day", kConn, {{5, kHour}, {10, kDay}}),
     ok("100/day", kConn, {{100, kDay}}),
     ok("10 per 2 hours", kConn, {{10, 2 * kHour}}),
     ok("5/2 seconds", kPkt, {{5, 2 * kS}}),
