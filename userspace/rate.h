@@ -19,8 +19,15 @@
 //   - abbreviations ("sec", "min", "s") are unknown units, as in Flask-Limiter;
 //     only the nginx form takes "r/s" and "r/m", and it is not for bytes;
 //   - a string holds at most SLUICE_MAX_LIMITS limits, what one policy holds;
-//   - every limit must also fit the data path's arithmetic (compileLimit).
-// Columns count bytes; the first non-ASCII byte is always the error itself.
+//   - every limit must also fit the data path's arithmetic (compileLimit);
+//   - a unit is a word of its own: "10persecond" is an error (Flask-Limiter's
+//     `\s*per\s*` takes it), as is a ':' before a separator ("1/second:;
+//     2/minute", which a typo in Flask-Limiter's regex lets through), and the
+//     ASCII separators \x1c-\x1f are not whitespace (Python's \s has them).
+// Columns count bytes; the first non-ASCII byte is always the error itself:
+// Unicode spaces (U+00A0, U+3000), which Flask-Limiter takes, are errors.
+// tests/unit/flask_rates_test.cpp holds these choices against Flask-Limiter's
+// own parser.
 #pragma once
 
 #include <cstdint>
