@@ -144,8 +144,12 @@ static __always_inline int rst_build(struct xdp_md *ctx)
 		t.check = rst_fold(rst_sum16(&t, sizeof(t) / 2, sum));
 
 		/* The new TCP header sits at l3 + 20, at or before the old one
-		 * (whose fields are all read by now), so inside the frame. */
+		 * (whose fields are all read by now), so inside the frame. The
+		 * compiler can prove that from hlen >= 20 and drop this check
+		 * (clang 19 does); the verifier cannot, so the barrier keeps
+		 * it. */
 		tcp = l3 + sizeof(nip);
+		barrier_var(tcp);
 		if ((void *)(tcp + 1) > data_end)
 			return -1;
 		__builtin_memcpy(ip, &nip, sizeof(nip));
