@@ -493,14 +493,14 @@ static __always_inline int fast_refused(const struct sluice_pkt *pkt, __u32 gen,
 static __always_inline void fast_remember(const struct sluice_pkt *pkt,
 					  __u32 gen, __u32 epoch,
 					  const struct sluice_policy *p,
-					  int refused, __u64 until_ns,
+					  __u32 refused, __u64 until_ns,
 					  __u64 until_jiffies)
 {
 	struct sluice_fast_entry *e;
 	__u32 i;
 
 	if (p->action != SLUICE_ACTION_DROP || pkt->frag != FRAG_NONE ||
-	    refused < 0 || refused >= SLUICE_MAX_LIMITS)
+	    refused >= SLUICE_MAX_LIMITS)
 		return;
 	i = fast_slot(pkt->src, pkt->dport, pkt->l4proto);
 	e = bpf_map_lookup_elem(&sluice_over_fast, &i);
@@ -524,12 +524,14 @@ static __always_inline void over_remember(const struct sluice_source_key *key,
 					  __u32 gen, __u32 epoch, __u64 now,
 					  const struct sluice_policy *p,
 					  const struct sluice_source_state *st,
-					  int refused)
+					  __u32 refused)
 {
 	struct sluice_over_entry *e;
 	__u64 due, until_jiffies;
 
-	if (refused < 0 || refused >= SLUICE_MAX_LIMITS)
+	/* Unsigned, so that one compare bounds the index for the verifier:
+	 * sluice_charge() returns an int it knows nothing of. */
+	if (refused >= SLUICE_MAX_LIMITS)
 		return;
 	due = gcra_due_ns(&p->limits[refused], st->tat_ns[refused]);
 	if (due <= now)
@@ -549,6 +551,29 @@ enum {
 	CHARGE_NEW_SOURCE = 2,	/* a new source, new_sources has no room */
 };
 
+/* The units each limit charges for one packet, as one object: a global
+ * function's pointer argument is checked against what it points to. */
+struct charge_units {
+	__u64 units[SLUICE_MAX_LIMITS];
+};
+
+/*
+ * gcra_charge_units() as a global function, which the verifier checks once,
+ * on its own. Inlined, its limits times SLUICE_CAS_RETRIES attempts were
+ * explored again for every state that reached a call: with clang 19, more
+ * than the verifier's 1M-instruction budget. The pointers are never NULL
+ * here; the verifier wants the check, and it admits (fails open) like a
+ * source without state.
+ */
+__noinline int sluice_charge(struct sluice_source_state *st,
+			     const struct sluice_policy *p,
+			     const struct charge_units *u, __u64 now)
+{
+	if (!st || !p || !u)
+		return SLUICE_ADMIT;
+	return gcra_charge_units(st, p, u->units, now);
+}
+
 /*
  * Charge a packet to its source's buckets under policy p. Every admission
  * reads the clock and the shared state: whether a unit is due depends on the
@@ -561,8 +586,9 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 					 __u32 len, __u32 gen, __u32 epoch,
 					 struct sluice_source_state **stp)
 {
-	__u64 units[SLUICE_MAX_LIMITS], now;
 	struct sluice_source_state *st;
+	struct charge_units u;
+	__u64 now;
 	struct sluice_over_entry *over;
 	struct sluice_source_key key;
 	int found, ok, refused;
@@ -578,7 +604,7 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 	}
 	/* A non-SYN under connections limits only: nothing to charge, no
 	 * state to create. */
-	if (!gcra_packet_units(p, pkt->is_syn, len, units))
+	if (!gcra_packet_units(p, pkt->is_syn, len, u.units))
 		return CHARGE_ADMITTED;
 	/* over_cached() reads the clock only when jiffies did not settle it;
 	 * bpf_ktime_get_ns() is never 0 once the system has booted. */
@@ -595,7 +621,7 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		return CHARGE_ADMITTED;
 	}
 	if (p->scope != SLUICE_SCOPE_FLEET) {
-		refused = gcra_charge_units(st, p, units, now);
+		refused = sluice_charge(st, p, &u, now);
 		ok = refused == SLUICE_ADMIT;
 		/* over_usable() again rather than a flag kept from above: a
 		 * flag live across source_state() doubles the verifier's
@@ -609,9 +635,9 @@ static __always_inline int charge_source(const struct sluice_policy *p,
 		 * source again. */
 		ok = 0;
 	} else {
-		ok = gcra_charge_units(st, p, units, now) == SLUICE_ADMIT;
+		ok = sluice_charge(st, p, &u, now) == SLUICE_ADMIT;
 		if (ok)
-			fleet_count(&key, units);
+			fleet_count(&key, u.units);
 	}
 	if (found == SOURCE_PROBATION)
 		admit_remember(&key, st);
@@ -817,6 +843,22 @@ static __always_inline __u32 proto_policy_flag(__u8 l4proto)
 	return 0;
 }
 
+/*
+ * The parser as a global function: the verifier checks it once, on its own,
+ * and the caller sees *pkt as written by it whichever path it took. Inlined,
+ * every parser outcome (VLAN depth, extension headers, fragment kind) was
+ * carried through the rest of the program as states of its own.
+ */
+__noinline int sluice_parse(struct xdp_md *ctx, struct sluice_pkt *pkt)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (!pkt)
+		return PARSE_MALFORMED;
+	return parse_packet(data, data_end, pkt);
+}
+
 SEC("xdp")
 int sluice_xdp(struct xdp_md *ctx)
 {
@@ -831,7 +873,7 @@ int sluice_xdp(struct xdp_md *ctx)
 	__u32 list = 0;
 	int rc;
 
-	rc = parse_packet(data, data_end, &pkt);
+	rc = sluice_parse(ctx, &pkt);
 	if (rc == PARSE_NOT_IP)
 		return finish(SLUICE_SLOT_NONE, SLUICE_VERDICT_PASS, len);
 	if (rc != PARSE_OK)
