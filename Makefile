@@ -2,6 +2,9 @@
 # `make demo` runs the built-in demo. `make deps` installs the Debian packages.
 BUILD      ?= build
 CLANG      ?= clang
+# A second compiler the BPF object is also built with, so that the verifier
+# budget test (tests/bpf/verifier_test.cpp) sees what another clang emits.
+CLANG_ALT  ?= clang-19
 BPFTOOL    ?= bpftool
 CXX        ?= g++
 ARCH_INC   := /usr/include/$(shell $(CC) -dumpmachine)
@@ -27,7 +30,7 @@ TESTS      := $(BUILD)/tests/unit_tests $(BUILD)/tests/bpf_tests \
               $(BUILD)/tests/integration_tests
 
 .PHONY: all deps demo test test-unit bench-prog clean install
-all: $(BUILD)/sluice.bpf.o $(BUILD)/libsluice.a $(TESTS) \
+all: $(BUILD)/sluice.bpf.o $(BUILD)/sluice-$(CLANG_ALT).bpf.o $(BUILD)/libsluice.a $(TESTS) \
      $(if $(CLI_SRCS),$(BUILD)/sluice) $(BUILD)/tests/prog_run_bench $(BUILD)/sluice-flood
 
 deps:
@@ -36,6 +39,10 @@ deps:
 $(BUILD)/sluice.bpf.o: bpf/sluice.bpf.c bpf/sluice_abi.h $(wildcard bpf/lib/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/sluice-$(CLANG_ALT).bpf.o: bpf/sluice.bpf.c bpf/sluice_abi.h $(wildcard bpf/lib/*.h)
+	@mkdir -p $(@D)
+	$(CLANG_ALT) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/sluice.skel.h: $(BUILD)/sluice.bpf.o
 	$(BPFTOOL) gen skeleton $< name sluice_bpf > $@
@@ -65,7 +72,7 @@ $(BUILD)/tests/unit_tests: $(UNIT_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/libsluic
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) -lgtest_main $(LIBS)
 
-$(BUILD)/tests/bpf_tests: $(BPFT_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/libsluice.a
+$(BUILD)/tests/bpf_tests: $(BPFT_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/libsluice.a | $(BUILD)/sluice-$(CLANG_ALT).bpf.o
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(GTEST_LIBS) -lgtest_main $(LIBS)
 

@@ -6,6 +6,9 @@ set -euo pipefail
 PACKAGES=(
     # build
     clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev pkg-config make g++
+    # Debian trixie's clang: the BPF object is built with it too, and the
+    # verifier budget test loads both (tests/bpf/verifier_test.cpp)
+    clang-19
     # clang's sanitizer and libFuzzer runtimes (make test-sanitize, make fuzz)
     libclang-rt-14-dev
     # libraries
