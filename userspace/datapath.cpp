@@ -30,6 +30,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
+#include "config.h"
 #include "error.h"
 #include "unique_fd.h"
 #include "sluice.skel.h"
@@ -57,8 +58,12 @@ const char* const kMapNames[] = {
     "sluice_admit_fp",    "sluice_admit_mem",
 };
 
+// Names become directories under SLUICE_PIN_ROOT that detach empties: "..",
+// "/" or "" must never reach a path.
 std::string pinDir(const std::string& iface)
 {
+    if (!validInterfaceName(iface))
+        throwUsage("invalid interface name '" + iface + "' (see `ip link`)");
     return std::string(SLUICE_PIN_ROOT) + "/" + iface;
 }
 
@@ -186,8 +191,8 @@ private:
 
 int ifindexOf(const std::string& iface)
 {
-    if (iface.empty() || iface.size() >= IFNAMSIZ)
-        throwUsage("invalid interface name '" + iface + "'");
+    if (!validInterfaceName(iface))
+        throwUsage("invalid interface name '" + iface + "' (see `ip link`)");
     unsigned idx = if_nametoindex(iface.c_str());
     if (!idx)
         throwUsage("unknown interface '" + iface + "' (see `ip link`)");
@@ -1273,7 +1278,7 @@ std::vector<std::string> Datapath::pinnedInterfaces()
     if (DIR* d = ::opendir(SLUICE_PIN_ROOT)) {
         while (dirent* e = ::readdir(d)) {
             std::string name = e->d_name;
-            if (name != "." && name != ".." && exists(pinDir(name) + "/sluice_config"))
+            if (validInterfaceName(name) && exists(pinDir(name) + "/sluice_config"))
                 out.push_back(name);
         }
         ::closedir(d);

@@ -1034,6 +1034,9 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
     const MapsSnapshot mapsBefore = snapshotMaps(iface_, false);
     const std::string nosuch = "slnone" + std::to_string(getpid() % 100000);
     const std::string missing = tmp_.path() + "/missing.toml";
+    // A name that is a path: detach once emptied whatever directory it reached.
+    const std::string victim = tmp_.write("victim", "keep me");
+    const std::string traversal = "../../../.." + tmp_.path();
 
     struct Case {
         std::vector<std::string> args;
@@ -1050,6 +1053,10 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         {{"allow", "add", "10.1.0.0/16", "--iface", nosuch}, "not attached to " + nosuch},
         {{"stats", nosuch}, "not attached to " + nosuch},
         {{"reset", nosuch, "--all"}, "not attached to " + nosuch},
+        // interface names that are paths
+        {{"detach", traversal}, "invalid interface name '" + traversal + "'"},
+        {{"status", ".."}, "invalid interface name '..'"},
+        {{"policy", "list", "--iface", traversal}, "invalid interface name"},
         // malformed CIDRs and addresses
         {{"allow", "add", "10.0.0.300/24", "--iface", iface_}, "10.0.0.300"},
         {{"deny", "add", "10.0.0.300/24", "--iface", iface_}, "10.0.0.300"},
@@ -1133,6 +1140,7 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n') <= 3, true) << "a clear message, not a dump" << r;
     }
     EXPECT_FALSE(pathExists(pinDirOf(nosuch)));
+    EXPECT_EQ(readFile(victim), "keep me") << "detach removed files outside " << SLUICE_PIN_ROOT;
     EXPECT_EQ(lists(), listsBefore) << "a refused command changed the live ruleset";
     expectSameMaps(mapsBefore, snapshotMaps(iface_, false), "by a refused command");
     EXPECT_EQ(sendUdp(src(0), kUdpPort, 12), 10) << "the installed policy still works";
