@@ -656,9 +656,16 @@ Datapath Datapath::open(const std::string& iface)
 {
     std::string dir = pinDir(iface);
     ensureBpffs();
-    if (!exists(dir + "/sluice_config"))
+    std::string config = dir + "/sluice_config";
+    struct stat st;
+    if (::stat(config.c_str(), &st)) {
+        // A pin directory this process may not read (not root) is no
+        // reason to tell the user to attach.
+        if (errno != ENOENT)
+            throwSys("cannot read " + dir, errno);
         throwUsage("sluice is not attached to " + iface + " (nothing pinned under " + dir +
                    "): run `sluice attach " + iface + "` first");
+    }
     auto impl = std::make_unique<Impl>();
     impl->iface = iface;
     impl->pins = dir;
@@ -1275,14 +1282,19 @@ std::string Datapath::pinDirectory(const std::string& iface)
 std::vector<std::string> Datapath::pinnedInterfaces()
 {
     std::vector<std::string> out;
-    if (DIR* d = ::opendir(SLUICE_PIN_ROOT)) {
-        while (dirent* e = ::readdir(d)) {
-            std::string name = e->d_name;
-            if (validInterfaceName(name) && exists(pinDir(name) + "/sluice_config"))
-                out.push_back(name);
-        }
-        ::closedir(d);
+    DIR* d = ::opendir(SLUICE_PIN_ROOT);
+    if (!d) {
+        // Unreadable is not "attached nowhere" (a user who is not root).
+        if (errno != ENOENT)
+            throwSys("cannot read " + std::string(SLUICE_PIN_ROOT), errno);
+        return out;
     }
+    while (dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (validInterfaceName(name) && exists(pinDir(name) + "/sluice_config"))
+            out.push_back(name);
+    }
+    ::closedir(d);
     std::sort(out.begin(), out.end());
     return out;
 }

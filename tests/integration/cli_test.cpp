@@ -617,6 +617,30 @@ TEST_F(CliNet, StatusSaysWhenTheProgramHasNoTick) {
     EXPECT_EQ(st[0].value("tick_hz", 1u), 0u) << st.dump(2);
 }
 
+// A user who may not read the pins (not root) is told that (exit 1), not
+// that sluice is not attached and should be attached.
+TEST_F(CliNet, UnreadablePinsAreNotNotAttached) {
+    attach();
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"status", iface_}, {"status"}, {"stats", iface_, "--json"}, {"policy", "list"}}) {
+        std::vector<std::string> argv = {"nsenter", "--net=" + receiver().path(), "setpriv", "--reuid=65534",
+                                         "--regid=65534", "--clear-groups", sluiceBinary()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        CmdResult c = runCmd(argv);
+        Cli r{"(as uid 65534) sluice", c.status, c.out, c.err};
+        for (const auto& a : args)
+            r.cmd += " " + a;
+        if (c.status == 126 || c.status == 127)
+            GTEST_SKIP() << "uid 65534 cannot run " << sluiceBinary() << r;
+        EXPECT_EQ(r.status, 1) << r;
+        EXPECT_EQ(r.out, "") << r;
+        EXPECT_TRUE(contains(r.err, "cannot read " SLUICE_PIN_ROOT)) << r;
+        EXPECT_TRUE(contains(r.err, "Permission denied")) << r;
+        EXPECT_TRUE(contains(r.err, "run as root")) << r;
+        EXPECT_FALSE(contains(r.err, "not attached")) << r;
+    }
+}
+
 // ---------------------------------------------------------------- apply, --dry-run
 
 TEST_F(CliNet, ApplyAndDryRun) {
