@@ -808,10 +808,12 @@ void writeEntries(int fd, const std::vector<Entry>& entries, uint32_t gen)
 
 }  // namespace
 
-void Datapath::install(const Ruleset& input)
+namespace {
+
+// redirect_to names an interface of this network namespace: resolved
+// now, so a later rename does not change where the excess goes.
+Ruleset resolveRedirects(const Ruleset& input)
 {
-    // redirect_to names an interface of this network namespace: resolved
-    // now, so a later rename does not change where the excess goes.
     Ruleset rules = input;
     for (auto& p : rules.policies) {
         if (p.redirectTo.empty())
@@ -822,6 +824,19 @@ void Datapath::install(const Ruleset& input)
                        "' does not exist (`ip link show`)");
         p.redirectIfindex = idx;
     }
+    return rules;
+}
+
+}  // namespace
+
+void Datapath::validate(const Ruleset& rules) const
+{
+    compileRuleset(resolveRedirects(rules), installedPolicies());
+}
+
+void Datapath::install(const Ruleset& input)
+{
+    Ruleset rules = resolveRedirects(input);
     auto previous = installedPolicies();
     CompiledRuleset compiled = compileRuleset(rules, previous);
 

@@ -1061,6 +1061,10 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
     // A name that is a path: detach once emptied whatever directory it reached.
     const std::string victim = tmp_.write("victim", "keep me");
     const std::string traversal = "../../../.." + tmp_.path();
+    // Loads, but its install fails: the dry run must say so too.
+    const std::string redirect =
+        tmp_.write("redirect.toml", header() + udpPolicy("redir", "7100", "5 per day", "redirect",
+                                                         "redirect_to = \"" + nosuch + "\""));
 
     struct Case {
         std::vector<std::string> args;
@@ -1154,6 +1158,10 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         // config files that cannot be read
         {{"apply", iface_, "--config", missing}, "cannot read config " + missing},
         {{"apply", iface_, "--config", missing, "--dry-run"}, "cannot read config " + missing},
+        // refused by the install, not the config reader: no change listed
+        {{"apply", iface_, "--config", redirect}, "redirect_to interface '" + nosuch + "' does not exist"},
+        {{"apply", iface_, "--config", redirect, "--dry-run"},
+         "redirect_to interface '" + nosuch + "' does not exist"},
     };
     for (const auto& c : cases) {
         Cli r = sluice(c.args);

@@ -146,6 +146,12 @@ void applyCmd(const std::string& iface, const std::string& path, bool dryRun, bo
     checkLockout(cfg, force);
     Datapath dp = Datapath::open(iface);
     auto changes = describeChanges(dp.installed(), cfg.rules);
+    // Changes are printed once they are sure: after the install, or after
+    // the install's own checks for a dry run.
+    if (dryRun)
+        dp.validate(cfg.rules);
+    else
+        dp.install(cfg.rules);
     for (const auto& c : changes)
         std::cout << c << "\n";
     if (changes.empty())
@@ -154,7 +160,6 @@ void applyCmd(const std::string& iface, const std::string& path, bool dryRun, bo
         std::cout << "dry run: nothing applied\n";
         return;
     }
-    dp.install(cfg.rules);
     std::cout << "applied " << path << " to " << iface << ": " << cfg.rules.policies.size() << " policies, "
               << cfg.rules.allow.size() << " allow, " << cfg.rules.deny.size() << " deny\n";
 }
