@@ -1172,6 +1172,13 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n') <= 3, true) << "a clear message, not a dump" << r;
     }
     EXPECT_FALSE(pathExists(pinDirOf(nosuch)));
+    // --watch redraws a table with terminal escapes where a script expects
+    // JSON; refused like the rows above (timeout: unrefused, it runs on).
+    CmdResult w = runCmd({"timeout", "5", "nsenter", "--net=" + receiver().path(), sluiceBinary(), "stats",
+                          iface_, "--json", "--watch", "1"});
+    EXPECT_EQ(w.status, 2) << w.out << w.err;
+    EXPECT_EQ(w.out, "");
+    EXPECT_TRUE(contains(w.err, "--json excludes --watch") || contains(w.err, "--watch excludes --json")) << w.err;
     EXPECT_EQ(readFile(victim), "keep me") << "detach removed files outside " << SLUICE_PIN_ROOT;
     EXPECT_EQ(lists(), listsBefore) << "a refused command changed the live ruleset";
     expectSameMaps(mapsBefore, snapshotMaps(iface_, false), "by a refused command");

@@ -643,8 +643,10 @@ int run(int argc, char** argv)
     unsigned watch = 0;
     auto* stats = app.add_subcommand("stats", "Packets and bytes by policy and verdict");
     stats->add_option("IFACE", iface, "Interface (default: all)");
-    stats->add_flag("--json", json, "JSON output");
-    stats->add_option("--watch", watch, "Redraw every SECONDS with per-second rates (Ctrl-C stops)");
+    auto* statsJson = stats->add_flag("--json", json, "JSON output");
+    // --watch redraws a table in place with terminal escapes: no JSON.
+    stats->add_option("--watch", watch, "Redraw every SECONDS with per-second rates (Ctrl-C stops)")
+        ->excludes(statsJson);
     stats->footer("Example: sluice stats eth0 --watch 1");
 
     TopArgs topArgs;
