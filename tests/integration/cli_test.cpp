@@ -988,6 +988,16 @@ TEST_F(CliNet, StatsTopInspectReset) {
     else
         EXPECT_TRUE(r.status == 2 && contains(r.err, "no-such-policy")) << r;
 
+    // A policy without sources: the table's count stays, the list says whose is empty.
+    r = sluice({"policy", "add", "--iface", iface_, "--name", "idle", "--proto", "udp", "--ports", "7999",
+                "--packets", "5 per day"});
+    ASSERT_EQ(r.status, 0) << r;
+    r = sluice({"top", iface_, "--policy", "idle"});
+    EXPECT_EQ(r.status, 0) << r;
+    EXPECT_TRUE(contains(r.out, "2 tracked sources")) << r;
+    EXPECT_TRUE(contains(r.out, "no tracked sources under policy idle")) << r;
+    ASSERT_EQ(sluice({"policy", "remove", "idle", "--iface", iface_}).status, 0);
+
     // inspect: remaining 0 and when the next unit comes (86400 s / 10).
     r = sluice({"inspect", iface_, a});
     EXPECT_EQ(r.status, 0) << r;
@@ -1138,6 +1148,7 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         // unknown options, missing arguments
         {{"status", iface_, "--bogus"}, "--bogus"},
         {{"stats", iface_, "--frobnicate"}, "--frobnicate"},
+        {{"top", iface_, "-n", "0"}, "-n: Value 0 not in range 1"},
         {{"attach", iface_, "--mode", "turbo"}, "turbo"},
         // --max-sources as bounded as the config's max_sources: 0 is not "the default"
         {{"attach", nosuch, "--max-sources", "0"}, "--max-sources: Value 0 not in range 1 to 2147483647"},

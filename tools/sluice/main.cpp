@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <thread>
 
 #include "config.h"
@@ -491,7 +492,9 @@ void topCmd(const std::string& iface, const TopArgs& a, bool json)
                 std::cout << ", rates over the last " << buf << "s";
             }
             std::cout << ", heaviest by " << a.by << "\n"
-                      << (top.empty() ? "no tracked sources\n" : t.str());
+                      << (!top.empty()       ? t.str()
+                          : a.policy.empty() ? "no tracked sources\n"
+                                             : "no tracked sources under policy " + a.policy + "\n");
         }
     }
     if (json)
@@ -653,7 +656,9 @@ int run(int argc, char** argv)
     auto* top = app.add_subcommand("top", "The heaviest sources now: limited ones first, or by units passed");
     top->add_option("IFACE", iface, "Interface (default: all)");
     top->add_option("--policy", topArgs.policy, "Only this policy");
-    top->add_option("-n", topArgs.n, "How many (default 20)");
+    // -n 0 listed nothing under "N tracked sources".
+    top->add_option("-n", topArgs.n, "How many (default 20)")
+        ->check(CLI::Range(1u, std::numeric_limits<unsigned>::max()));
     top->add_option("--by", topArgs.by, "limited (default: sources being limited now first) or passed")
         ->check(CLI::IsMember({"limited", "passed"}));
     top->add_option("--interval", topArgs.interval,
