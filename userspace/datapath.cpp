@@ -687,6 +687,10 @@ Datapath Datapath::open(const std::string& iface)
         impl->info = attached.info;
         if (!attached.found)
             impl->info.note = "pinned state present but the program is not attached";
+    } else {
+        // The pins are shared by every network namespace; the interface is
+        // not (detach says the same).
+        impl->info.note = "interface " + iface + " not found in this network namespace";
     }
     impl->info.tickHz = programTickHz(impl->progPin.get());
     if (impl->info.tickHz == 0u)

@@ -569,6 +569,14 @@ TEST_F(CliNet, AttachStatusDetach) {
     EXPECT_EQ(s["tick_hz"].get<unsigned>(), hz) << "the program's CONFIG_HZ, 0 without a kernel config" << s.dump(2);
     EXPECT_TRUE(s.contains("note") && s["note"].is_string()) << s.dump(2);
 
+    // The pins are seen from every network namespace, the interface only
+    // from its own: from the test's namespace, status says so.
+    Cli elsewhere = runSluice("", {"status", iface_, "--json"});
+    ASSERT_EQ(elsewhere.status, 0) << elsewhere;
+    EXPECT_TRUE(contains(Json::parse(elsewhere.out).at(0).value("note", ""),
+                         "interface " + iface_ + " not found in this network namespace"))
+        << elsewhere;
+
     // A second attach is refused and leaves the first in place.
     r = sluice({"attach", iface_, "--mode", "native"});
     EXPECT_EQ(r.status, 2) << r;
