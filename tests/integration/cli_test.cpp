@@ -930,6 +930,52 @@ TEST_F(CliNet, PolicyAllowAndDenyEdits) {
     EXPECT_EQ(sendUdp(a, kUdpPort, 30), 30);
 }
 
+// Without --iface an edit goes to every attached interface; one that an
+// interface refuses changes none of them. Run in a bpffs of its own (a
+// private mount namespace), so "every interface" is this test's two.
+TEST_F(CliNet, EditOfEveryInterfaceRefusedByOneChangesNone) {
+    const std::string other = bed_.addClient(1, 1).receiverIf;
+    // In pin order (sorted by name), the edit reaches `first` before `last`.
+    const std::string first = std::min(iface_, other), last = std::max(iface_, other);
+    const std::string dir = tmp_.path();
+    std::string script = "mount -t bpf bpf /sys/fs/bpf || exit 99\nS=" + sluiceBinary() + "\n";
+    int step = 0;
+    auto add = [&](const std::string& args) {
+        std::string out = dir + "/" + std::to_string(step++);
+        script += "$S " + args + " >" + out + ".out 2>" + out + ".err; echo $? >" + out + ".rc\n";
+    };
+    add("attach " + first + " --mode native");  // step 0
+    add("attach " + last + " --mode native");
+    add("policy add --iface " + last + " --name other --proto udp --ports 7100 --packets '5 per day'");
+    add("allow add 198.18.200.0/24 --iface " + first);
+    add("policy list --json");  // step 4
+    add("allow list --json");
+    add("policy add --name p --proto udp --ports 7100 --packets '5 per day'");  // step 6: last refuses
+    add("allow remove 198.18.200.0/24");                                       // step 7: last refuses
+    add("policy list --json");  // step 8
+    add("allow list --json");
+    add("detach " + first);  // step 10
+    add("detach " + last);
+    CmdResult c = runCmd({"nsenter", "--net=" + receiver().path(), "unshare", "--mount", "--propagation",
+                          "private", "sh", "-c", script});
+    ASSERT_EQ(c.status, 0) << c.err;
+    auto result = [&](int i) {
+        std::string base = dir + "/" + std::to_string(i);
+        return Cli{"step " + std::to_string(i), std::stoi(readFile(base + ".rc")), readFile(base + ".out"),
+                   readFile(base + ".err")};
+    };
+    for (int i : {0, 1, 2, 3, 4, 5, 10, 11})
+        EXPECT_EQ(result(i).status, 0) << result(i);
+    Cli r = result(6);
+    EXPECT_EQ(r.status, 2) << r;
+    EXPECT_TRUE(contains(r.err, "already covered by policy 'other'")) << r;
+    r = result(7);
+    EXPECT_EQ(r.status, 2) << r;
+    EXPECT_TRUE(contains(r.err, "not on the allow list")) << r;
+    EXPECT_EQ(Json::parse(result(8).out), Json::parse(result(4).out)) << "a refused policy add changed a list";
+    EXPECT_EQ(Json::parse(result(9).out), Json::parse(result(5).out)) << "a refused allow remove changed a list";
+}
+
 // ---------------------------------------------------------------- stats, top, inspect, reset
 
 TEST_F(CliNet, StatsTopInspectReset) {

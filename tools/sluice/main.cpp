@@ -166,15 +166,21 @@ void applyCmd(const std::string& iface, const std::string& path, bool dryRun, bo
 }
 
 // Reads, edits and re-installs the live ruleset of each target interface.
+// Every interface's edit is checked before any is installed: an edit one
+// interface refuses changes none.
 template <typename Edit>
 void editRules(const std::string& iface, Edit edit)
 {
+    std::vector<std::pair<Datapath, Ruleset>> edits;
     for (const auto& name : targets(iface)) {
         Datapath dp = Datapath::open(name);
         Ruleset r = dp.installed();
         edit(r);
-        dp.install(r);
+        dp.validate(r);
+        edits.emplace_back(std::move(dp), std::move(r));
     }
+    for (auto& [dp, r] : edits)
+        dp.install(r);
 }
 
 struct PolicyArgs {
