@@ -212,7 +212,8 @@ std::string suggestion(std::string_view key, const std::vector<std::string_view>
     return s.empty() ? "" : " (did you mean '" + s + "?)";
 }
 
-// Linux's dev_valid_name(): what the kernel accepts as an interface name.
+}  // namespace
+
 bool validInterfaceName(const std::string& name)
 {
     if (name.empty() || name.size() > 15 || name == "." || name == "..")
@@ -221,6 +222,8 @@ bool validInterfaceName(const std::string& name)
         return c == '/' || c == ':' || c == ' ' || (c >= '\t' && c <= '\r');
     });
 }
+
+namespace {
 
 std::optional<uint16_t> parsePort(std::string_view text)
 {

@@ -38,4 +38,7 @@ Config loadConfig(const std::string& path);
 // The same from text, `name` standing for the file in messages.
 Config parseConfig(const std::string& text, const std::string& name);
 
+// Linux's dev_valid_name(): what the kernel accepts as an interface name.
+bool validInterfaceName(const std::string& name);
+
 }  // namespace sluice

@@ -30,6 +30,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
+#include "config.h"
 #include "error.h"
 #include "unique_fd.h"
 #include "sluice.skel.h"
@@ -57,8 +58,12 @@ const char* const kMapNames[] = {
     "sluice_admit_fp",    "sluice_admit_mem",
 };
 
+// Names become directories under SLUICE_PIN_ROOT that detach empties: "..",
+// "/" or "" must never reach a path.
 std::string pinDir(const std::string& iface)
 {
+    if (!validInterfaceName(iface))
+        throwUsage("invalid interface name '" + iface + "' (see `ip link`)");
     return std::string(SLUICE_PIN_ROOT) + "/" + iface;
 }
 
@@ -186,8 +191,8 @@ private:
 
 int ifindexOf(const std::string& iface)
 {
-    if (iface.empty() || iface.size() >= IFNAMSIZ)
-        throwUsage("invalid interface name '" + iface + "'");
+    if (!validInterfaceName(iface))
+        throwUsage("invalid interface name '" + iface + "' (see `ip link`)");
     unsigned idx = if_nametoindex(iface.c_str());
     if (!idx)
         throwUsage("unknown interface '" + iface + "' (see `ip link`)");
@@ -651,9 +656,16 @@ Datapath Datapath::open(const std::string& iface)
 {
     std::string dir = pinDir(iface);
     ensureBpffs();
-    if (!exists(dir + "/sluice_config"))
+    std::string config = dir + "/sluice_config";
+    struct stat st;
+    if (::stat(config.c_str(), &st)) {
+        // A pin directory this process may not read (not root) is no
+        // reason to tell the user to attach.
+        if (errno != ENOENT)
+            throwSys("cannot read " + dir, errno);
         throwUsage("sluice is not attached to " + iface + " (nothing pinned under " + dir +
                    "): run `sluice attach " + iface + "` first");
+    }
     auto impl = std::make_unique<Impl>();
     impl->iface = iface;
     impl->pins = dir;
@@ -675,6 +687,10 @@ Datapath Datapath::open(const std::string& iface)
         impl->info = attached.info;
         if (!attached.found)
             impl->info.note = "pinned state present but the program is not attached";
+    } else {
+        // The pins are shared by every network namespace; the interface is
+        // not (detach says the same).
+        impl->info.note = "interface " + iface + " not found in this network namespace";
     }
     impl->info.tickHz = programTickHz(impl->progPin.get());
     if (impl->info.tickHz == 0u)
@@ -796,10 +812,12 @@ void writeEntries(int fd, const std::vector<Entry>& entries, uint32_t gen)
 
 }  // namespace
 
-void Datapath::install(const Ruleset& input)
+namespace {
+
+// redirect_to names an interface of this network namespace: resolved
+// now, so a later rename does not change where the excess goes.
+Ruleset resolveRedirects(const Ruleset& input)
 {
-    // redirect_to names an interface of this network namespace: resolved
-    // now, so a later rename does not change where the excess goes.
     Ruleset rules = input;
     for (auto& p : rules.policies) {
         if (p.redirectTo.empty())
@@ -810,6 +828,19 @@ void Datapath::install(const Ruleset& input)
                        "' does not exist (`ip link show`)");
         p.redirectIfindex = idx;
     }
+    return rules;
+}
+
+}  // namespace
+
+void Datapath::validate(const Ruleset& rules) const
+{
+    compileRuleset(resolveRedirects(rules), installedPolicies());
+}
+
+void Datapath::install(const Ruleset& input)
+{
+    Ruleset rules = resolveRedirects(input);
     auto previous = installedPolicies();
     CompiledRuleset compiled = compileRuleset(rules, previous);
 
@@ -1270,14 +1301,19 @@ std::string Datapath::pinDirectory(const std::string& iface)
 std::vector<std::string> Datapath::pinnedInterfaces()
 {
     std::vector<std::string> out;
-    if (DIR* d = ::opendir(SLUICE_PIN_ROOT)) {
-        while (dirent* e = ::readdir(d)) {
-            std::string name = e->d_name;
-            if (name != "." && name != ".." && exists(pinDir(name) + "/sluice_config"))
-                out.push_back(name);
-        }
-        ::closedir(d);
+    DIR* d = ::opendir(SLUICE_PIN_ROOT);
+    if (!d) {
+        // Unreadable is not "attached nowhere" (a user who is not root).
+        if (errno != ENOENT)
+            throwSys("cannot read " + std::string(SLUICE_PIN_ROOT), errno);
+        return out;
     }
+    while (dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (validInterfaceName(name) && exists(pinDir(name) + "/sluice_config"))
+            out.push_back(name);
+    }
+    ::closedir(d);
     std::sort(out.begin(), out.end());
     return out;
 }

@@ -120,6 +120,9 @@ public:
     // Validates and compiles `rules`, writes the inactive generation, then
     // flips to it. On any error nothing visible to the data path changes.
     void install(const Ruleset& rules);
+    // install's checks alone, writing nothing: a dry run refuses what
+    // install would (e.g. a redirect_to interface that does not exist).
+    void validate(const Ruleset& rules) const;
     // The active generation, read back from the maps.
     Ruleset installed() const;
     std::vector<InstalledPolicy> installedPolicies() const;

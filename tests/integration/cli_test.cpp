@@ -569,6 +569,14 @@ TEST_F(CliNet, AttachStatusDetach) {
     EXPECT_EQ(s["tick_hz"].get<unsigned>(), hz) << "the program's CONFIG_HZ, 0 without a kernel config" << s.dump(2);
     EXPECT_TRUE(s.contains("note") && s["note"].is_string()) << s.dump(2);
 
+    // The pins are seen from every network namespace, the interface only
+    // from its own: from the test's namespace, status says so.
+    Cli elsewhere = runSluice("", {"status", iface_, "--json"});
+    ASSERT_EQ(elsewhere.status, 0) << elsewhere;
+    EXPECT_TRUE(contains(Json::parse(elsewhere.out).at(0).value("note", ""),
+                         "interface " + iface_ + " not found in this network namespace"))
+        << elsewhere;
+
     // A second attach is refused and leaves the first in place.
     r = sluice({"attach", iface_, "--mode", "native"});
     EXPECT_EQ(r.status, 2) << r;
@@ -615,6 +623,30 @@ TEST_F(CliNet, StatusSaysWhenTheProgramHasNoTick) {
     Json st = sluiceJson({"status", iface_, "--json"});
     ASSERT_TRUE(st.is_array() && st.size() == 1) << st.dump(2);
     EXPECT_EQ(st[0].value("tick_hz", 1u), 0u) << st.dump(2);
+}
+
+// A user who may not read the pins (not root) is told that (exit 1), not
+// that sluice is not attached and should be attached.
+TEST_F(CliNet, UnreadablePinsAreNotNotAttached) {
+    attach();
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"status", iface_}, {"status"}, {"stats", iface_, "--json"}, {"policy", "list"}}) {
+        std::vector<std::string> argv = {"nsenter", "--net=" + receiver().path(), "setpriv", "--reuid=65534",
+                                         "--regid=65534", "--clear-groups", sluiceBinary()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        CmdResult c = runCmd(argv);
+        Cli r{"(as uid 65534) sluice", c.status, c.out, c.err};
+        for (const auto& a : args)
+            r.cmd += " " + a;
+        if (c.status == 126 || c.status == 127)
+            GTEST_SKIP() << "uid 65534 cannot run " << sluiceBinary() << r;
+        EXPECT_EQ(r.status, 1) << r;
+        EXPECT_EQ(r.out, "") << r;
+        EXPECT_TRUE(contains(r.err, "cannot read " SLUICE_PIN_ROOT)) << r;
+        EXPECT_TRUE(contains(r.err, "Permission denied")) << r;
+        EXPECT_TRUE(contains(r.err, "run as root")) << r;
+        EXPECT_FALSE(contains(r.err, "not attached")) << r;
+    }
 }
 
 // ---------------------------------------------------------------- apply, --dry-run
@@ -898,6 +930,52 @@ TEST_F(CliNet, PolicyAllowAndDenyEdits) {
     EXPECT_EQ(sendUdp(a, kUdpPort, 30), 30);
 }
 
+// Without --iface an edit goes to every attached interface; one that an
+// interface refuses changes none of them. Run in a bpffs of its own (a
+// private mount namespace), so "every interface" is this test's two.
+TEST_F(CliNet, EditOfEveryInterfaceRefusedByOneChangesNone) {
+    const std::string other = bed_.addClient(1, 1).receiverIf;
+    // In pin order (sorted by name), the edit reaches `first` before `last`.
+    const std::string first = std::min(iface_, other), last = std::max(iface_, other);
+    const std::string dir = tmp_.path();
+    std::string script = "mount -t bpf bpf /sys/fs/bpf || exit 99\nS=" + sluiceBinary() + "\n";
+    int step = 0;
+    auto add = [&](const std::string& args) {
+        std::string out = dir + "/" + std::to_string(step++);
+        script += "$S " + args + " >" + out + ".out 2>" + out + ".err; echo $? >" + out + ".rc\n";
+    };
+    add("attach " + first + " --mode native");  // step 0
+    add("attach " + last + " --mode native");
+    add("policy add --iface " + last + " --name other --proto udp --ports 7100 --packets '5 per day'");
+    add("allow add 198.18.200.0/24 --iface " + first);
+    add("policy list --json");  // step 4
+    add("allow list --json");
+    add("policy add --name p --proto udp --ports 7100 --packets '5 per day'");  // step 6: last refuses
+    add("allow remove 198.18.200.0/24");                                       // step 7: last refuses
+    add("policy list --json");  // step 8
+    add("allow list --json");
+    add("detach " + first);  // step 10
+    add("detach " + last);
+    CmdResult c = runCmd({"nsenter", "--net=" + receiver().path(), "unshare", "--mount", "--propagation",
+                          "private", "sh", "-c", script});
+    ASSERT_EQ(c.status, 0) << c.err;
+    auto result = [&](int i) {
+        std::string base = dir + "/" + std::to_string(i);
+        return Cli{"step " + std::to_string(i), std::stoi(readFile(base + ".rc")), readFile(base + ".out"),
+                   readFile(base + ".err")};
+    };
+    for (int i : {0, 1, 2, 3, 4, 5, 10, 11})
+        EXPECT_EQ(result(i).status, 0) << result(i);
+    Cli r = result(6);
+    EXPECT_EQ(r.status, 2) << r;
+    EXPECT_TRUE(contains(r.err, "already covered by policy 'other'")) << r;
+    r = result(7);
+    EXPECT_EQ(r.status, 2) << r;
+    EXPECT_TRUE(contains(r.err, "not on the allow list")) << r;
+    EXPECT_EQ(Json::parse(result(8).out), Json::parse(result(4).out)) << "a refused policy add changed a list";
+    EXPECT_EQ(Json::parse(result(9).out), Json::parse(result(5).out)) << "a refused allow remove changed a list";
+}
+
 // ---------------------------------------------------------------- stats, top, inspect, reset
 
 TEST_F(CliNet, StatsTopInspectReset) {
@@ -963,6 +1041,16 @@ TEST_F(CliNet, StatsTopInspectReset) {
         EXPECT_EQ(topSources(Json::parse(r.out), iface_).size(), 0u) << r;
     else
         EXPECT_TRUE(r.status == 2 && contains(r.err, "no-such-policy")) << r;
+
+    // A policy without sources: the table's count stays, the list says whose is empty.
+    r = sluice({"policy", "add", "--iface", iface_, "--name", "idle", "--proto", "udp", "--ports", "7999",
+                "--packets", "5 per day"});
+    ASSERT_EQ(r.status, 0) << r;
+    r = sluice({"top", iface_, "--policy", "idle"});
+    EXPECT_EQ(r.status, 0) << r;
+    EXPECT_TRUE(contains(r.out, "2 tracked sources")) << r;
+    EXPECT_TRUE(contains(r.out, "no tracked sources under policy idle")) << r;
+    ASSERT_EQ(sluice({"policy", "remove", "idle", "--iface", iface_}).status, 0);
 
     // inspect: remaining 0 and when the next unit comes (86400 s / 10).
     r = sluice({"inspect", iface_, a});
@@ -1034,6 +1122,13 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
     const MapsSnapshot mapsBefore = snapshotMaps(iface_, false);
     const std::string nosuch = "slnone" + std::to_string(getpid() % 100000);
     const std::string missing = tmp_.path() + "/missing.toml";
+    // A name that is a path: detach once emptied whatever directory it reached.
+    const std::string victim = tmp_.write("victim", "keep me");
+    const std::string traversal = "../../../.." + tmp_.path();
+    // Loads, but its install fails: the dry run must say so too.
+    const std::string redirect =
+        tmp_.write("redirect.toml", header() + udpPolicy("redir", "7100", "5 per day", "redirect",
+                                                         "redirect_to = \"" + nosuch + "\""));
 
     struct Case {
         std::vector<std::string> args;
@@ -1050,6 +1145,10 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         {{"allow", "add", "10.1.0.0/16", "--iface", nosuch}, "not attached to " + nosuch},
         {{"stats", nosuch}, "not attached to " + nosuch},
         {{"reset", nosuch, "--all"}, "not attached to " + nosuch},
+        // interface names that are paths
+        {{"detach", traversal}, "invalid interface name '" + traversal + "'"},
+        {{"status", ".."}, "invalid interface name '..'"},
+        {{"policy", "list", "--iface", traversal}, "invalid interface name"},
         // malformed CIDRs and addresses
         {{"allow", "add", "10.0.0.300/24", "--iface", iface_}, "10.0.0.300"},
         {{"deny", "add", "10.0.0.300/24", "--iface", iface_}, "10.0.0.300"},
@@ -1103,6 +1202,7 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         // unknown options, missing arguments
         {{"status", iface_, "--bogus"}, "--bogus"},
         {{"stats", iface_, "--frobnicate"}, "--frobnicate"},
+        {{"top", iface_, "-n", "0"}, "-n: Value 0 not in range 1"},
         {{"attach", iface_, "--mode", "turbo"}, "turbo"},
         // --max-sources as bounded as the config's max_sources: 0 is not "the default"
         {{"attach", nosuch, "--max-sources", "0"}, "--max-sources: Value 0 not in range 1 to 2147483647"},
@@ -1123,6 +1223,10 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         // config files that cannot be read
         {{"apply", iface_, "--config", missing}, "cannot read config " + missing},
         {{"apply", iface_, "--config", missing, "--dry-run"}, "cannot read config " + missing},
+        // refused by the install, not the config reader: no change listed
+        {{"apply", iface_, "--config", redirect}, "redirect_to interface '" + nosuch + "' does not exist"},
+        {{"apply", iface_, "--config", redirect, "--dry-run"},
+         "redirect_to interface '" + nosuch + "' does not exist"},
     };
     for (const auto& c : cases) {
         Cli r = sluice(c.args);
@@ -1133,6 +1237,14 @@ TEST_F(CliNet, BadCommandLinesExit2AndChangeNothing) {
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n') <= 3, true) << "a clear message, not a dump" << r;
     }
     EXPECT_FALSE(pathExists(pinDirOf(nosuch)));
+    // --watch redraws a table with terminal escapes where a script expects
+    // JSON; refused like the rows above (timeout: unrefused, it runs on).
+    CmdResult w = runCmd({"timeout", "5", "nsenter", "--net=" + receiver().path(), sluiceBinary(), "stats",
+                          iface_, "--json", "--watch", "1"});
+    EXPECT_EQ(w.status, 2) << w.out << w.err;
+    EXPECT_EQ(w.out, "");
+    EXPECT_TRUE(contains(w.err, "--json excludes --watch") || contains(w.err, "--watch excludes --json")) << w.err;
+    EXPECT_EQ(readFile(victim), "keep me") << "detach removed files outside " << SLUICE_PIN_ROOT;
     EXPECT_EQ(lists(), listsBefore) << "a refused command changed the live ruleset";
     expectSameMaps(mapsBefore, snapshotMaps(iface_, false), "by a refused command");
     EXPECT_EQ(sendUdp(src(0), kUdpPort, 12), 10) << "the installed policy still works";

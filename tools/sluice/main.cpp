@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <thread>
 
 #include "config.h"
@@ -146,6 +147,12 @@ void applyCmd(const std::string& iface, const std::string& path, bool dryRun, bo
     checkLockout(cfg, force);
     Datapath dp = Datapath::open(iface);
     auto changes = describeChanges(dp.installed(), cfg.rules);
+    // Changes are printed once they are sure: after the install, or after
+    // the install's own checks for a dry run.
+    if (dryRun)
+        dp.validate(cfg.rules);
+    else
+        dp.install(cfg.rules);
     for (const auto& c : changes)
         std::cout << c << "\n";
     if (changes.empty())
@@ -154,21 +161,26 @@ void applyCmd(const std::string& iface, const std::string& path, bool dryRun, bo
         std::cout << "dry run: nothing applied\n";
         return;
     }
-    dp.install(cfg.rules);
     std::cout << "applied " << path << " to " << iface << ": " << cfg.rules.policies.size() << " policies, "
               << cfg.rules.allow.size() << " allow, " << cfg.rules.deny.size() << " deny\n";
 }
 
 // Reads, edits and re-installs the live ruleset of each target interface.
+// Every interface's edit is checked before any is installed: an edit one
+// interface refuses changes none.
 template <typename Edit>
 void editRules(const std::string& iface, Edit edit)
 {
+    std::vector<std::pair<Datapath, Ruleset>> edits;
     for (const auto& name : targets(iface)) {
         Datapath dp = Datapath::open(name);
         Ruleset r = dp.installed();
         edit(r);
-        dp.install(r);
+        dp.validate(r);
+        edits.emplace_back(std::move(dp), std::move(r));
     }
+    for (auto& [dp, r] : edits)
+        dp.install(r);
 }
 
 struct PolicyArgs {
@@ -486,7 +498,9 @@ void topCmd(const std::string& iface, const TopArgs& a, bool json)
                 std::cout << ", rates over the last " << buf << "s";
             }
             std::cout << ", heaviest by " << a.by << "\n"
-                      << (top.empty() ? "no tracked sources\n" : t.str());
+                      << (!top.empty()       ? t.str()
+                          : a.policy.empty() ? "no tracked sources\n"
+                                             : "no tracked sources under policy " + a.policy + "\n");
         }
     }
     if (json)
@@ -638,15 +652,19 @@ int run(int argc, char** argv)
     unsigned watch = 0;
     auto* stats = app.add_subcommand("stats", "Packets and bytes by policy and verdict");
     stats->add_option("IFACE", iface, "Interface (default: all)");
-    stats->add_flag("--json", json, "JSON output");
-    stats->add_option("--watch", watch, "Redraw every SECONDS with per-second rates (Ctrl-C stops)");
+    auto* statsJson = stats->add_flag("--json", json, "JSON output");
+    // --watch redraws a table in place with terminal escapes: no JSON.
+    stats->add_option("--watch", watch, "Redraw every SECONDS with per-second rates (Ctrl-C stops)")
+        ->excludes(statsJson);
     stats->footer("Example: sluice stats eth0 --watch 1");
 
     TopArgs topArgs;
     auto* top = app.add_subcommand("top", "The heaviest sources now: limited ones first, or by units passed");
     top->add_option("IFACE", iface, "Interface (default: all)");
     top->add_option("--policy", topArgs.policy, "Only this policy");
-    top->add_option("-n", topArgs.n, "How many (default 20)");
+    // -n 0 listed nothing under "N tracked sources".
+    top->add_option("-n", topArgs.n, "How many (default 20)")
+        ->check(CLI::Range(1u, std::numeric_limits<unsigned>::max()));
     top->add_option("--by", topArgs.by, "limited (default: sources being limited now first) or passed")
         ->check(CLI::IsMember({"limited", "passed"}));
     top->add_option("--interval", topArgs.interval,
