@@ -361,6 +361,40 @@ private:
     UniqueFd fd_;
 };
 
+// Held across attach and detach, so that two of them never interleave: a CLI
+// attach racing `sluice run`'s would otherwise load against the other's
+// half-made pins, and the loser's PinCleanup could remove the winner's. The
+// lock is the pin root directory (bpffs holds no regular files). removePins
+// removes that directory once it is empty, so a lock taken on a directory
+// removed meanwhile is taken again on the new one.
+class PinRootLock {
+public:
+    // `create`: make the root when missing (attach); otherwise a missing
+    // root means nothing is pinned and there is nothing to lock (detach).
+    explicit PinRootLock(bool create)
+    {
+        for (;;) {
+            if (create)
+                mkdirPrivate(SLUICE_PIN_ROOT);
+            fd_ = UniqueFd(::open(SLUICE_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (fd_.get() < 0) {
+                if (errno == ENOENT && !create)
+                    return;
+                throwSys(std::string("cannot open ") + SLUICE_PIN_ROOT, errno);
+            }
+            if (::flock(fd_.get(), LOCK_EX))
+                throwSys(std::string("cannot lock ") + SLUICE_PIN_ROOT, errno);
+            struct stat held, now;
+            if (::fstat(fd_.get(), &held) == 0 && ::stat(SLUICE_PIN_ROOT, &now) == 0 &&
+                held.st_dev == now.st_dev && held.st_ino == now.st_ino)
+                return;
+        }
+    }
+
+private:
+    UniqueFd fd_;
+};
+
 // Waits until no packet can still be judged by the generation that was
 // active before the last flip. XDP programs run inside RCU read-side
 // sections, and MEMBARRIER_CMD_GLOBAL performs synchronize_rcu().
@@ -591,11 +625,11 @@ Datapath Datapath::loadUnattached(uint32_t maxSources, bool overCache)
 Datapath Datapath::attach(const AttachOptions& options)
 {
     int ifindex = ifindexOf(options.iface);
+    ensureBpffs();
+    PinRootLock lock(true);
     if (queryAttached(ifindex).found)
         throwUsage("sluice is already attached to " + options.iface +
                    "; use `sluice apply` to change its policies or `sluice detach` first");
-    ensureBpffs();
-    mkdirPrivate(SLUICE_PIN_ROOT);
     std::string dir = pinDir(options.iface);
     PinCleanup cleanup(dir);
     mkdirPrivate(dir);
@@ -703,6 +737,7 @@ DetachResult Datapath::detach(const std::string& iface)
 {
     DetachResult result;
     std::string dir = pinDir(iface);
+    PinRootLock lock(false);
     bool pinned = exists(dir);
     unsigned idx = if_nametoindex(iface.c_str());
     if (idx) {

@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -646,6 +647,27 @@ TEST_F(CliNet, UnreadablePinsAreNotNotAttached) {
         EXPECT_TRUE(contains(r.err, "Permission denied")) << r;
         EXPECT_TRUE(contains(r.err, "run as root")) << r;
         EXPECT_FALSE(contains(r.err, "not attached")) << r;
+    }
+}
+
+// Two attaches of one interface at once (a CLI attach while `sluice run`
+// attaches): one wins, the other is told the interface is taken, and the
+// winner's program and pins stay intact.
+TEST_F(CliNet, ConcurrentAttachesLeaveTheWinnerIntact) {
+    for (int round = 0; round < 3; round++) {
+        auto first = std::async(std::launch::async, [&] { return sluice({"attach", iface_, "--mode", "native"}); });
+        auto second = std::async(std::launch::async, [&] { return sluice({"attach", iface_, "--mode", "native"}); });
+        const Cli a = first.get(), b = second.get();
+        ASSERT_EQ((a.status == 0) + (b.status == 0), 1) << "round " << round << a << b;
+        const Cli& loser = a.status == 0 ? b : a;
+        EXPECT_EQ(loser.status, 2) << loser;
+        EXPECT_TRUE(contains(loser.err, "already attached")) << loser;
+        EXPECT_TRUE(pathExists(pinDirOf(iface_) + "/sluice_config")) << "the winner's pins are gone";
+        EXPECT_TRUE(xdpAttached(receiver(), iface_));
+        Cli st = sluice({"status", iface_});
+        EXPECT_EQ(st.status, 0) << st;
+        Cli d = sluice({"detach", iface_});
+        ASSERT_EQ(d.status, 0) << d;
     }
 }
 
