@@ -930,6 +930,27 @@ TEST_F(CliNet, PolicyAllowAndDenyEdits) {
     EXPECT_EQ(statOf(s, iface_, "udp-ten", "allowed"), 20u) << s.dump();
     EXPECT_EQ(statTotal(s, iface_, "denied"), 5u) << s.dump();
 
+    // An entry added twice is there once; inspect says why a listed source's
+    // buckets do not decide its packets, the IPv6 deny entry included.
+    r = sluice({"allow", "add", b, "--iface", iface_});
+    EXPECT_EQ(r.status, 0) << r;
+    EXPECT_TRUE(contains(r.out, b + "/32 is already on the allow list")) << r;
+    EXPECT_EQ(sluiceJson({"allow", "list", "--iface", iface_, "--json"}),
+              Json::parse("{\"" + iface_ + "\": [\"" + b + "/32\", \"198.18.200.0/24\"]}"));
+    r = sluice({"inspect", iface_, b});
+    EXPECT_EQ(r.status, 0) << r;
+    EXPECT_TRUE(contains(r.out, b + " is on the allow list (" + b + "/32): never limited")) << r;
+    EXPECT_FALSE(contains(r.out, "every limit is full")) << r;
+    r = sluice({"inspect", iface_, "fd00:5c::dead"});
+    EXPECT_EQ(r.status, 0) << r;
+    EXPECT_TRUE(contains(r.out, "is on the deny list (fd00:5c::dead/128): every packet of it is dropped")) << r;
+    Json in = sluiceJson({"inspect", iface_, c, "--json"});
+    ASSERT_TRUE(in.is_array() && !in.empty()) << in.dump(2);
+    EXPECT_EQ(in[0]["listed"], Json::parse("{\"list\": \"deny\", \"cidr\": \"" + c + "/32\"}")) << in.dump(2);
+    in = sluiceJson({"inspect", iface_, a, "--json"});
+    ASSERT_TRUE(in.is_array() && !in.empty()) << in.dump(2);
+    EXPECT_TRUE(in[0]["listed"].is_null()) << in.dump(2);
+
     // Removing the entries makes B an ordinary source and lets C through.
     r = sluice({"allow", "remove", b, "--iface", iface_});
     EXPECT_EQ(r.status, 0) << r;

@@ -289,18 +289,25 @@ enum class ListKind { Allow, Deny };
 void listEditCmd(ListKind kind, bool add, const std::string& iface, const std::string& text)
 {
     Cidr cidr = Cidr::parse(text);
+    const std::string name = kind == ListKind::Allow ? "allow" : "deny";
+    bool already = false;
     editRules(iface, [&](Ruleset& r) {
         auto& list = kind == ListKind::Allow ? r.allow : r.deny;
         auto it = std::find(list.begin(), list.end(), cidr);
         if (add && it == list.end())
             list.push_back(cidr);
-        else if (!add && it == list.end())
-            throwUsage(cidr.str() + " is not on the " + (kind == ListKind::Allow ? "allow" : "deny") + " list");
-        else if (!add)
+        else if (add)
+            already = true;
+        else if (it == list.end())
+            throwUsage(cidr.str() + " is not on the " + name + " list");
+        else
             list.erase(it);
     });
-    std::cout << (add ? "added " : "removed ") << cidr.str() << (add ? " to the " : " from the ")
-              << (kind == ListKind::Allow ? "allow" : "deny") << " list\n";
+    if (already)
+        std::cout << cidr.str() << " is already on the " << name << " list\n";
+    else
+        std::cout << (add ? "added " : "removed ") << cidr.str() << (add ? " to the " : " from the ") << name
+                  << " list\n";
 }
 
 void listShowCmd(ListKind kind, const std::string& iface, bool json)
@@ -511,6 +518,19 @@ void inspectCmd(const std::string& iface, const std::string& addrText, bool json
 {
     Address addr = Address::parse(addrText);
     Datapath dp = Datapath::open(iface);
+    // The lists come before any bucket, and allow wins over deny (README
+    // "Allow/deny"): a listed source's buckets do not decide its packets.
+    const Ruleset rules = dp.installed();
+    const Cidr host = Cidr::parse(addrText);
+    auto findIn = [&](const std::vector<Cidr>& list) {
+        return std::find_if(list.begin(), list.end(), [&](const Cidr& c) { return c.contains(host); });
+    };
+    std::string list, listCidr;
+    if (auto a = findIn(rules.allow); a != rules.allow.end())
+        list = "allow", listCidr = a->str();
+    else if (auto d = findIn(rules.deny); d != rules.deny.end())
+        list = "deny", listCidr = d->str();
+    const Json listed = list.empty() ? Json(nullptr) : Json{{"list", list}, {"cidr", listCidr}};
     Json out = Json::array();
     std::vector<SourceState> found;
     for (const auto& p : dp.installedPolicies()) {
@@ -520,15 +540,21 @@ void inspectCmd(const std::string& iface, const std::string& addrText, bool json
         } else {
             out.push_back(Json{{"policy", p.name}, {"source", addrText}, {"limits", nullptr}});
         }
+        out.back()["listed"] = listed;
     }
     if (json) {
         print(out);
         return;
     }
-    if (found.empty())
-        std::cout << addrText << " has no bucket state on " << iface << ": every limit is full\n";
-    else
+    if (list == "allow")
+        std::cout << addrText << " is on the allow list (" << listCidr << "): never limited on " << iface << "\n";
+    else if (list == "deny")
+        std::cout << addrText << " is on the deny list (" << listCidr << "): every packet of it is dropped on "
+                  << iface << "\n";
+    if (!found.empty())
         std::cout << sourceTable(found);
+    else if (list.empty())
+        std::cout << addrText << " has no bucket state on " << iface << ": every limit is full\n";
     for (const auto& st : found)
         if (st.bannedUntilNs)
             std::cout << st.key.str() << " is banned under " << st.policy << " for another "
@@ -547,6 +573,9 @@ void resetCmd(const std::string& iface, const std::string& addr, bool all)
 
 // ---- the command line ----------------------------------------------------
 
+constexpr const char* kModeHelp =
+    "XDP mode: auto (the default: native where the driver has it, else generic), native or generic";
+
 int run(int argc, char** argv)
 {
     CLI::App app{"sluice: kernel-level API rate limiter (XDP). Limits use Flask-Limiter's rate grammar."};
@@ -559,7 +588,7 @@ int run(int argc, char** argv)
     auto* attach = app.add_subcommand("attach", "Load sluice and attach it to an interface");
     attach->add_option("IFACE", attachArgs.iface, "Interface")->required();
     attach->add_option("--config", attachArgs.config, "Install the policies of this TOML config");
-    attach->add_option("--mode", attachArgs.mode, "XDP mode: auto, native or generic")
+    attach->add_option("--mode", attachArgs.mode, kModeHelp)
         ->check(CLI::IsMember({"auto", "native", "generic"}));
     attach->add_option("--max-sources", attachArgs.maxSources,
                        "Per-source table size, 1.." + std::to_string(kMaxSources) + " (default: config or 1000000)")
@@ -692,7 +721,7 @@ int run(int argc, char** argv)
     auto* runCmd = app.add_subcommand("run", "Daemon: attach the configured interfaces, reload on SIGHUP or file change");
     runCmd->add_option("--config", daemon.configPath, "TOML config")->required();
     runCmd->add_flag("--keep-on-exit", daemon.keepOnExit, "Leave sluice attached when stopped");
-    runCmd->add_option("--mode", daemonMode, "XDP mode: auto, native or generic")
+    runCmd->add_option("--mode", daemonMode, kModeHelp)
         ->check(CLI::IsMember({"auto", "native", "generic"}));
     runCmd->add_flag("--force", daemon.force,
                      "Install configs (at start and on every reload) even if they could deny or limit "
