@@ -1082,6 +1082,7 @@ SourceState describeSource(const sluice_policy& p, const sluice_source_key& key,
     std::memcpy(out.key.bytes.data(), key.addr, 16);
     static const std::array<uint8_t, 12> mapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     out.key.isV4 = std::equal(mapped.begin(), mapped.end(), out.key.bytes.begin());
+    out.prefix = out.key.isV4 ? p.ipv4_prefix : p.ipv6_prefix;
     for (unsigned i = 0; i < p.nlimits && i < SLUICE_MAX_LIMITS; i++) {
         const sluice_limit& l = p.limits[i];
         LimitState ls;

@@ -54,6 +54,7 @@ struct LimitState {
 struct SourceState {
     std::string policy;
     Address key;  // the masked source the bucket belongs to
+    uint8_t prefix = 0;  // the policy's prefix for key's family (0 under key global)
     std::vector<LimitState> limits;
     // A ban in force: when it ends (Datapath::nowNs() clock) and how long
     // that is from now; 0 when the source is not banned.

@@ -594,6 +594,7 @@ struct CompiledPolicy {
     std::string name;
     std::vector<Limit> limits;
     std::vector<sluice_limit> compiled;
+    uint8_t ipv4Prefix = 0, ipv6Prefix = 0;
 };
 
 Address addressOf(const sluice_source_key& key)
@@ -616,7 +617,7 @@ std::vector<TopEntry> rankSources(const std::vector<InstalledPolicy>& policies,
     for (const auto& p : policies) {
         if (!onlyPolicy.empty() && p.name != onlyPolicy)
             continue;
-        CompiledPolicy c{p.name, p.limits, {}};
+        CompiledPolicy c{p.name, p.limits, {}, p.ipv4Prefix, p.ipv6Prefix};
         for (const auto& l : p.limits)
             c.compiled.push_back(compileLimit(l));
         byTag.emplace(p.stateTag, std::move(c));
@@ -717,6 +718,7 @@ std::vector<TopEntry> rankSources(const std::vector<InstalledPolicy>& policies,
         TopEntry t;
         t.policy = p.name;
         t.source = addressOf(e.key);
+        t.prefix = t.source.isV4 ? p.ipv4Prefix : p.ipv6Prefix;
         t.limited = s.limited;
         t.usage = s.usage;
         t.passedUnits = s.passed;

@@ -104,6 +104,7 @@ struct TopLimit {
 struct TopEntry {
     std::string policy;
     Address source;
+    uint8_t prefix = 0;    // the policy's prefix for source's family
     bool limited = false;  // some limit refuses the next unit now
     double passedUnits = 0;  // of the limit with the highest usage
     double usage = 0;      // the highest usage of its limits

@@ -650,6 +650,47 @@ TEST_F(CliNet, UnreadablePinsAreNotNotAttached) {
     }
 }
 
+// A policy whose prefix puts a network in one bucket: inspect and top name
+// the bucket by that network ("198.18.k.0/24", "fd00:5c::/64"), and --json
+// gives the prefix beside the masked source.
+TEST_F(CliNet, InspectAndTopNameANetworkBucketWithItsPrefix) {
+    std::string cfg = tmp_.write("p.toml", header() + udpPolicy("per-net", "7000", "10 per day", "drop",
+                                                                "ipv4_prefix = 24\nipv6_prefix = 64\n"));
+    attach(cfg);
+    const std::string a = src(0), net4 = a.substr(0, a.rfind('.')) + ".0/24";
+    EXPECT_EQ(sendUdp(a, kUdpPort, 3), 3);
+    const std::string a6 = link_->client6.at(0);
+    {
+        UdpCounter server(receiver(), link_->receiver6, kUdpPort);
+        EXPECT_EQ(udpSend(client(), a6, link_->receiver6, kUdpPort, 2), 2);
+        EXPECT_EQ(server.finish()[a6], 2);
+    }
+
+    Cli r = sluice({"inspect", iface_, a});
+    ASSERT_EQ(r.status, 0) << r;
+    auto row = tableRow(r.out, {net4, "per-net"});
+    ASSERT_FALSE(row.empty()) << "no row for " << net4 << r;
+    EXPECT_EQ(row.back(), "now") << r;
+    r = sluice({"inspect", iface_, a6});
+    ASSERT_EQ(r.status, 0) << r;
+    EXPECT_FALSE(tableRow(r.out, {"fd00:5c::/64", "per-net"}).empty()) << r;
+    Json in = sluiceJson({"inspect", iface_, a6, "--json"});
+    ASSERT_TRUE(in.is_array() && in.size() == 1) << in.dump(2);
+    EXPECT_EQ(in[0].value("source", ""), "fd00:5c::") << in.dump(2);
+    EXPECT_EQ(in[0].value("prefix", 0), 64) << in.dump(2);
+
+    r = sluice({"top", iface_});
+    ASSERT_EQ(r.status, 0) << r;
+    EXPECT_TRUE(contains(r.out, " " + net4 + " ")) << r;
+    EXPECT_TRUE(contains(r.out, " fd00:5c::/64 ")) << r;
+    Json top = sluiceJson({"top", iface_, "--json"});
+    std::map<std::string, int> prefixes;
+    for (const auto& e : top[iface_]["sources"])
+        prefixes[e.value("source", "")] = e.value("prefix", -1);
+    EXPECT_EQ(prefixes, (std::map<std::string, int>{{net4.substr(0, net4.find('/')), 24}, {"fd00:5c::", 64}}))
+        << top.dump(2);
+}
+
 // Two attaches of one interface at once (a CLI attach while `sluice run`
 // attaches): one wins, the other is told the interface is taken, and the
 // winner's program and pins stay intact.

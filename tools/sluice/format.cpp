@@ -46,6 +46,11 @@ std::string formatDuration(uint64_t ns)
     return buf;
 }
 
+std::string sourceName(const Address& key, uint8_t prefix)
+{
+    return prefix < (key.isV4 ? 32 : 128) ? Cidr{key, prefix}.str() : key.str();
+}
+
 std::string formatTick(uint32_t hz)
 {
     char buf[32];
@@ -129,7 +134,7 @@ Json toJson(const SourceState& s)
         j["retry_after_ns"] = l.retryAfterNs;
         limits.push_back(j);
     }
-    Json j{{"policy", s.policy}, {"source", s.key.str()}, {"limits", limits}};
+    Json j{{"policy", s.policy}, {"source", s.key.str()}, {"prefix", s.prefix}, {"limits", limits}};
     j["banned"] = s.bannedUntilNs != 0;
     j["ban_remaining_ns"] = s.banRemainingNs;
     return j;
@@ -179,7 +184,7 @@ std::string sourceTable(const std::vector<SourceState>& sources)
     Table t({"SOURCE", "POLICY", "LIMIT", "REMAINING", "NEXT UNIT IN"});
     for (const auto& s : sources)
         for (const auto& l : s.limits)
-            t.add({s.key.str(), s.policy, kindName(l.limit.kind) + " " + describeLimit(l.limit),
+            t.add({sourceName(s.key, s.prefix), s.policy, kindName(l.limit.kind) + " " + describeLimit(l.limit),
                    std::to_string(l.remaining), l.retryAfterNs ? formatDuration(l.retryAfterNs) : "now"});
     return t.str();
 }

@@ -27,6 +27,9 @@ private:
 
 std::string formatDuration(uint64_t ns);  // "11.9s", "3m12s", "2h05m"
 std::string formatTick(uint32_t hz);      // "4ms", "3.3ms"
+// The bucket's source: an address, or "net/len" when the policy's prefix
+// puts a network in one bucket ("2001:db8:1::/64").
+std::string sourceName(const Address& key, uint8_t prefix);
 
 Json toJson(const Policy& p);
 Json toJson(const Ruleset& r);

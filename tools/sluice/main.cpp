@@ -480,7 +480,7 @@ void topCmd(const std::string& iface, const TopArgs& a, bool json)
                 }
                 limits.push_back(j);
                 bool firstRow = &l == &e.limits.front();
-                t.add({firstRow ? e.policy : "", firstRow ? e.source.str() : "",
+                t.add({firstRow ? e.policy : "", firstRow ? sourceName(e.source, e.prefix) : "",
                        firstRow ? (e.limited ? "limited" : "ok") : "",
                        kindName(l.limit.kind) + " " + describeLimit(l.limit),
                        span > 0 ? units(l.passedUnits / span) : "-", span > 0 ? percent(l.usage) : "-",
@@ -489,6 +489,7 @@ void topCmd(const std::string& iface, const TopArgs& a, bool json)
             }
             list.push_back(Json{{"policy", e.policy},
                                 {"source", e.source.str()},
+                                {"prefix", e.prefix},
                                 {"limited", e.limited},
                                 {"fill", e.fill},
                                 {"limits", limits}});
@@ -557,7 +558,7 @@ void inspectCmd(const std::string& iface, const std::string& addrText, bool json
         std::cout << addrText << " has no bucket state on " << iface << ": every limit is full\n";
     for (const auto& st : found)
         if (st.bannedUntilNs)
-            std::cout << st.key.str() << " is banned under " << st.policy << " for another "
+            std::cout << sourceName(st.key, st.prefix) << " is banned under " << st.policy << " for another "
                       << formatDuration(st.banRemainingNs) << ": every packet of it there is dropped "
                       << "(`sluice reset " << iface << " " << addrText << "` lifts the ban)\n";
 }
