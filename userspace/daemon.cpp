@@ -93,7 +93,16 @@ std::string describe(const Config& config)
 Config loadDaemonConfig(const DaemonOptions& options)
 {
     const std::string& path = options.configPath;
-    Config config = loadConfig(path);
+    // Read once, so the text checked for emptiness is the text parsed.
+    std::string text = readConfigFile(path);
+    // Empty is how a save caught half-way looks (truncated, not written yet).
+    // With --interface it would parse as "no rules" and drop every policy,
+    // list and bucket, so it is refused like a config that does not load.
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+        throwUsage(path + ": the file is empty: `sluice run` needs a config (stop the daemon "
+                          "to detach everything)");
+    Config config = parseConfig(text, path);
+    config.path = path;
     if (!options.interfaces.empty())
         config.interfaces = options.interfaces;
     if (config.interfaces.empty())

@@ -341,6 +341,33 @@ TEST_F(DaemonTest, ABadConfigOnReloadChangesNothing) {
     EXPECT_EQ(send(a_, kPort, 5), 0);
 }
 
+// A save caught half-way leaves the file empty for a moment (truncated, not
+// written yet). With --interface an empty file parses as "no rules": it
+// must be refused, or every policy and bucket goes and the source that was
+// limited gets a fresh burst when the save completes.
+TEST_F(DaemonTest, AnEmptiedFileOnReloadChangesNothing) {
+    const std::string good = configText({iface_}, {{"udp-ten", kPort, "10 per day"}});
+    rewriteFile(config_, good);
+    ASSERT_TRUE(start({"--interface", iface_}));
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+
+    size_t from = mark();
+    rewriteFile(config_, "");
+    ASSERT_TRUE(waitLog("sluice: reload failed, keeping the running config: " + config_ +
+                            ": the file is empty",
+                        from))
+        << log();
+    EXPECT_EQ(log().find("sluice: reloaded", from), std::string::npos);
+    ASSERT_EQ(view().installedPolicies().size(), 1u);
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A stays limited";
+
+    from = mark();
+    rewriteFile(config_, good);
+    ASSERT_TRUE(reloadAfter(from));
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "no fresh burst once the save completes";
+    EXPECT_EQ(remainingOf(view(), "udp-ten", a_), 0u);
+}
+
 TEST_F(DaemonTest, SigtermDetachesAndRemovesThePins) {
     rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
     ASSERT_TRUE(start());
