@@ -103,6 +103,12 @@ Config loadDaemonConfig(const DaemonOptions& options)
                           "to detach everything)");
     Config config = parseConfig(text, path);
     config.path = path;
+    // As in the config: the daemon would detach the interface twice on stop
+    // (the second fails, exit 1).
+    for (size_t i = 0; i < options.interfaces.size(); i++)
+        if (std::find(options.interfaces.begin(), options.interfaces.begin() + i,
+                      options.interfaces[i]) != options.interfaces.begin() + i)
+            throwUsage("--interface " + options.interfaces[i] + " is given twice");
     if (!options.interfaces.empty())
         config.interfaces = options.interfaces;
     if (config.interfaces.empty())

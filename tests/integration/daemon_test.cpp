@@ -467,6 +467,19 @@ TEST_F(DaemonTest, AnUnknownInterfaceAtStartExits2AndAttachesNothing) {
     EXPECT_FALSE(pathExists(pinDirOf(missing)));
 }
 
+// The config refuses an interface listed twice; --interface did not, and
+// the daemon then detached it twice on SIGTERM (exit 1, "cannot detach").
+TEST_F(DaemonTest, AnInterfaceOptionGivenTwiceExits2AndAttachesNothing) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    DaemonProcess& d = launch({"--interface", iface_, "--interface", iface_});
+    auto status = d.wait();
+    ASSERT_TRUE(status.has_value()) << "still running after 5 s; log:\n" << log();
+    EXPECT_EQ(*status, 2);
+    EXPECT_NE(log().find("--interface " + iface_ + " is given twice"), std::string::npos) << log();
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+}
+
 TEST_F(DaemonTest, AReloadAttachesAddedAndDetachesRemovedInterfaces) {
     Testbed::Link& second = addLink();
     const std::string other = second.receiverIf, c = second.client4[0];
