@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -259,6 +260,14 @@ public:
             port = address.substr(colon + 1);
         }
         server_.new_task_queue = [] { return new httplib::ThreadPool(2); };
+        // cpp-httplib's default is SO_REUSEPORT alone, so a second daemon
+        // (or anything else listening with it) shared the port and scrapes
+        // alternated between them. SO_REUSEADDR still lets a restart bind
+        // while the last scrapes' connections are in TIME_WAIT.
+        server_.set_socket_options([](socket_t sock) {
+            int yes = 1;
+            ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        });
         server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
             res.set_content(scrape(), kMetricsContentType);
         });
