@@ -8,6 +8,7 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -178,7 +179,7 @@ private:
 // a SIGHUP.
 class ConfigWatch {
 public:
-    explicit ConfigWatch(const std::string& configPath)
+    explicit ConfigWatch(const std::string& configPath) : path_(configPath)
     {
         std::filesystem::path path(configPath);
         name_ = path.filename().string();
@@ -222,7 +223,7 @@ public:
                     hit = true;
                 else if (ev->mask & IN_IGNORED)
                     gone = true;
-                else if (ev->len && name_ == ev->name)
+                else if (ev->len && name_ == ev->name && !beingWritten(ev->mask))
                     hit = true;
             }
         }
@@ -234,7 +235,20 @@ public:
     }
 
 private:
-    std::string dir_, name_;
+    // IN_CREATE is needed for a link made to a finished file (no
+    // IN_CLOSE_WRITE follows), but a regular file with one link was just
+    // created by a writer that may still be writing: its IN_CLOSE_WRITE
+    // comes when it is done, and reading before then could install half a
+    // config.
+    bool beingWritten(uint32_t mask) const
+    {
+        if (!(mask & IN_CREATE) || (mask & ~(IN_CREATE | IN_ISDIR)))
+            return false;
+        struct stat st;
+        return ::lstat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
+    }
+
+    std::string path_, dir_, name_;
     UniqueFd fd_;
 };
 

@@ -304,6 +304,38 @@ TEST_F(DaemonTest, RewritingTheFileReloadsWithoutASignal) {
     EXPECT_EQ(occurrences(log(), "sluice: reloaded"), 2u) << "one reload per save";
 }
 
+// The file is deleted and written anew by a writer slower than the settle
+// time: its creation alone must not trigger a reload of what it has written
+// so far (here a valid config without the second policy, whose buckets
+// would go). The reload comes when the writer closes the file.
+TEST_F(DaemonTest, ARecreatedFileIsReadOnceItsWriterIsDone) {
+    const std::string good = configText({iface_}, {{"udp-ten", kPort, "10 per day"},
+                                                   {"udp-five", kPort + 1, "5 per day"}});
+    rewriteFile(config_, good);
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort + 1, 8), 5);
+
+    size_t from = mark();
+    ASSERT_EQ(unlink(config_.c_str()), 0);
+    {
+        const size_t cut = good.find("name = \"udp-five\"");
+        ASSERT_NE(cut, std::string::npos);
+        std::FILE* f = std::fopen(config_.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        std::fputs(good.substr(0, cut - std::string("[[policy]]\n").size()).c_str(), f);
+        std::fflush(f);
+        std::this_thread::sleep_for(Millis(700));  // > the daemon's 200 ms settle
+        std::fputs(good.substr(cut - std::string("[[policy]]\n").size()).c_str(), f);
+        ASSERT_EQ(std::fclose(f), 0);
+    }
+    ASSERT_TRUE(reloadAfter(from));
+    std::this_thread::sleep_for(Millis(400));
+    EXPECT_EQ(occurrences(log().substr(from), "sluice: reloaded"), 1u) << log();
+    EXPECT_EQ(log().find("1 policy on", from), std::string::npos) << "read half-written: " << log();
+    EXPECT_EQ(view().installedPolicies().size(), 2u);
+    EXPECT_EQ(send(a_, kPort + 1, 3), 0) << "A stays limited under udp-five";
+}
+
 TEST_F(DaemonTest, ABadConfigOnReloadChangesNothing) {
     const std::string good = configText({iface_}, {{"udp-ten", kPort, "10 per day"}});
     rewriteFile(config_, good);
