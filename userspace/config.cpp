@@ -967,7 +967,7 @@ Config parseConfig(const std::string& text, const std::string& name)
     return parser.run();
 }
 
-Config loadConfig(const std::string& path)
+std::string readConfigFile(const std::string& path)
 {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -988,7 +988,12 @@ Config loadConfig(const std::string& path)
         text.append(buf, static_cast<size_t>(n));
     }
     ::close(fd);
-    Config config = parseConfig(text, path);
+    return text;
+}
+
+Config loadConfig(const std::string& path)
+{
+    Config config = parseConfig(readConfigFile(path), path);
     config.path = path;
     return config;
 }

@@ -35,6 +35,8 @@ struct Config {
 // Reads and validates FILE completely (including compileRuleset's checks),
 // so a Config that loads is one the data path accepts. Throws Error(Usage).
 Config loadConfig(const std::string& path);
+// FILE's text, as loadConfig reads it. Throws Error(Usage).
+std::string readConfigFile(const std::string& path);
 // The same from text, `name` standing for the file in messages.
 Config parseConfig(const std::string& text, const std::string& name);
 

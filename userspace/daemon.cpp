@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,7 +95,22 @@ std::string describe(const Config& config)
 Config loadDaemonConfig(const DaemonOptions& options)
 {
     const std::string& path = options.configPath;
-    Config config = loadConfig(path);
+    // Read once, so the text checked for emptiness is the text parsed.
+    std::string text = readConfigFile(path);
+    // Empty is how a save caught half-way looks (truncated, not written yet).
+    // With --interface it would parse as "no rules" and drop every policy,
+    // list and bucket, so it is refused like a config that does not load.
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+        throwUsage(path + ": the file is empty: `sluice run` needs a config (stop the daemon "
+                          "to detach everything)");
+    Config config = parseConfig(text, path);
+    config.path = path;
+    // As in the config: the daemon would detach the interface twice on stop
+    // (the second fails, exit 1).
+    for (size_t i = 0; i < options.interfaces.size(); i++)
+        if (std::find(options.interfaces.begin(), options.interfaces.begin() + i,
+                      options.interfaces[i]) != options.interfaces.begin() + i)
+            throwUsage("--interface " + options.interfaces[i] + " is given twice");
     if (!options.interfaces.empty())
         config.interfaces = options.interfaces;
     if (config.interfaces.empty())
@@ -162,7 +179,7 @@ private:
 // a SIGHUP.
 class ConfigWatch {
 public:
-    explicit ConfigWatch(const std::string& configPath)
+    explicit ConfigWatch(const std::string& configPath) : path_(configPath)
     {
         std::filesystem::path path(configPath);
         name_ = path.filename().string();
@@ -206,7 +223,7 @@ public:
                     hit = true;
                 else if (ev->mask & IN_IGNORED)
                     gone = true;
-                else if (ev->len && name_ == ev->name)
+                else if (ev->len && name_ == ev->name && !beingWritten(ev->mask))
                     hit = true;
             }
         }
@@ -218,7 +235,20 @@ public:
     }
 
 private:
-    std::string dir_, name_;
+    // IN_CREATE is needed for a link made to a finished file (no
+    // IN_CLOSE_WRITE follows), but a regular file with one link was just
+    // created by a writer that may still be writing: its IN_CLOSE_WRITE
+    // comes when it is done, and reading before then could install half a
+    // config.
+    bool beingWritten(uint32_t mask) const
+    {
+        if (!(mask & IN_CREATE) || (mask & ~(IN_CREATE | IN_ISDIR)))
+            return false;
+        struct stat st;
+        return ::lstat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
+    }
+
+    std::string path_, dir_, name_;
     UniqueFd fd_;
 };
 
@@ -244,6 +274,14 @@ public:
             port = address.substr(colon + 1);
         }
         server_.new_task_queue = [] { return new httplib::ThreadPool(2); };
+        // cpp-httplib's default is SO_REUSEPORT alone, so a second daemon
+        // (or anything else listening with it) shared the port and scrapes
+        // alternated between them. SO_REUSEADDR still lets a restart bind
+        // while the last scrapes' connections are in TIME_WAIT.
+        server_.set_socket_options([](socket_t sock) {
+            int yes = 1;
+            ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        });
         server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
             res.set_content(scrape(), kMetricsContentType);
         });

@@ -249,6 +249,10 @@ std::optional<std::string> policyNameProblem(const std::string& name)
     if (std::any_of(name.begin(), name.end(),
                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
         return "a policy name must not hold control characters (a line break, a tab...)";
+    // /metrics labels the traffic that matched no policy policy="(none)": a
+    // policy of that name would duplicate those series.
+    if (name == "(none)")
+        return "'(none)' is not a policy name: /metrics uses it for traffic that matched no policy";
     return std::nullopt;
 }
 

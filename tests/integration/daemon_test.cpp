@@ -304,6 +304,38 @@ TEST_F(DaemonTest, RewritingTheFileReloadsWithoutASignal) {
     EXPECT_EQ(occurrences(log(), "sluice: reloaded"), 2u) << "one reload per save";
 }
 
+// The file is deleted and written anew by a writer slower than the settle
+// time: its creation alone must not trigger a reload of what it has written
+// so far (here a valid config without the second policy, whose buckets
+// would go). The reload comes when the writer closes the file.
+TEST_F(DaemonTest, ARecreatedFileIsReadOnceItsWriterIsDone) {
+    const std::string good = configText({iface_}, {{"udp-ten", kPort, "10 per day"},
+                                                   {"udp-five", kPort + 1, "5 per day"}});
+    rewriteFile(config_, good);
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort + 1, 8), 5);
+
+    size_t from = mark();
+    ASSERT_EQ(unlink(config_.c_str()), 0);
+    {
+        const size_t cut = good.find("name = \"udp-five\"");
+        ASSERT_NE(cut, std::string::npos);
+        std::FILE* f = std::fopen(config_.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        std::fputs(good.substr(0, cut - std::string("[[policy]]\n").size()).c_str(), f);
+        std::fflush(f);
+        std::this_thread::sleep_for(Millis(700));  // > the daemon's 200 ms settle
+        std::fputs(good.substr(cut - std::string("[[policy]]\n").size()).c_str(), f);
+        ASSERT_EQ(std::fclose(f), 0);
+    }
+    ASSERT_TRUE(reloadAfter(from));
+    std::this_thread::sleep_for(Millis(400));
+    EXPECT_EQ(occurrences(log().substr(from), "sluice: reloaded"), 1u) << log();
+    EXPECT_EQ(log().find("1 policy on", from), std::string::npos) << "read half-written: " << log();
+    EXPECT_EQ(view().installedPolicies().size(), 2u);
+    EXPECT_EQ(send(a_, kPort + 1, 3), 0) << "A stays limited under udp-five";
+}
+
 TEST_F(DaemonTest, ABadConfigOnReloadChangesNothing) {
     const std::string good = configText({iface_}, {{"udp-ten", kPort, "10 per day"}});
     rewriteFile(config_, good);
@@ -339,6 +371,33 @@ TEST_F(DaemonTest, ABadConfigOnReloadChangesNothing) {
     ASSERT_TRUE(reloadAfter(from)) << "the daemon survived the bad configs";
     EXPECT_EQ(send(a_, kPort + 1, 10), 3);
     EXPECT_EQ(send(a_, kPort, 5), 0);
+}
+
+// A save caught half-way leaves the file empty for a moment (truncated, not
+// written yet). With --interface an empty file parses as "no rules": it
+// must be refused, or every policy and bucket goes and the source that was
+// limited gets a fresh burst when the save completes.
+TEST_F(DaemonTest, AnEmptiedFileOnReloadChangesNothing) {
+    const std::string good = configText({iface_}, {{"udp-ten", kPort, "10 per day"}});
+    rewriteFile(config_, good);
+    ASSERT_TRUE(start({"--interface", iface_}));
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+
+    size_t from = mark();
+    rewriteFile(config_, "");
+    ASSERT_TRUE(waitLog("sluice: reload failed, keeping the running config: " + config_ +
+                            ": the file is empty",
+                        from))
+        << log();
+    EXPECT_EQ(log().find("sluice: reloaded", from), std::string::npos);
+    ASSERT_EQ(view().installedPolicies().size(), 1u);
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A stays limited";
+
+    from = mark();
+    rewriteFile(config_, good);
+    ASSERT_TRUE(reloadAfter(from));
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "no fresh burst once the save completes";
+    EXPECT_EQ(remainingOf(view(), "udp-ten", a_), 0u);
 }
 
 TEST_F(DaemonTest, SigtermDetachesAndRemovesThePins) {
@@ -438,6 +497,19 @@ TEST_F(DaemonTest, AnUnknownInterfaceAtStartExits2AndAttachesNothing) {
     EXPECT_FALSE(xdpAttached(receiver(), iface_));
     EXPECT_FALSE(pathExists(pinDirOf(iface_)));
     EXPECT_FALSE(pathExists(pinDirOf(missing)));
+}
+
+// The config refuses an interface listed twice; --interface did not, and
+// the daemon then detached it twice on SIGTERM (exit 1, "cannot detach").
+TEST_F(DaemonTest, AnInterfaceOptionGivenTwiceExits2AndAttachesNothing) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    DaemonProcess& d = launch({"--interface", iface_, "--interface", iface_});
+    auto status = d.wait();
+    ASSERT_TRUE(status.has_value()) << "still running after 5 s; log:\n" << log();
+    EXPECT_EQ(*status, 2);
+    EXPECT_NE(log().find("--interface " + iface_ + " is given twice"), std::string::npos) << log();
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
 }
 
 TEST_F(DaemonTest, AReloadAttachesAddedAndDetachesRemovedInterfaces) {

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -244,6 +245,43 @@ TEST_F(MetricsTest, ServesCountersInPrometheusFormat) {
     m = scrape();
     EXPECT_EQ(m["sluice_xdp_attached{interface=\"" + iface_ + "\",mode=\"\"}"], 0);
 
+    daemon_->signal(SIGTERM);
+    EXPECT_EQ(daemon_->wait(), 0);
+}
+
+// The port is held by a listener that allows port sharing, as another
+// `sluice run` (cpp-httplib's default is SO_REUSEPORT) does. The daemon must
+// see the port taken and run on without /metrics, not share it: scrapes
+// would then alternate between two daemons and their counters.
+TEST_F(MetricsTest, ATakenPortIsNotSharedAndTheDaemonRunsWithoutMetrics) {
+    int holder = bed_.receiver().run([] {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int yes = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &yes, sizeof yes);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(kMetricsPort);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) || ::listen(fd, 4)) {
+            ::close(fd);
+            return -1;
+        }
+        return fd;
+    });
+    ASSERT_GE(holder, 0) << "cannot hold 127.0.0.1:" << kMetricsPort;
+
+    writeFile(config_, configText());
+    daemon_.emplace(&bed_.receiver(), std::vector<std::string>{sluiceBinary(), "run", "--config", config_},
+                    log_);
+    bool started = waitLog("sluice: running with " + config_);
+    std::string log = readFile(log_);
+    ::close(holder);
+    ASSERT_TRUE(started) << log;
+    EXPECT_NE(log.find("sluice: cannot serve metrics on 127.0.0.1:" + std::to_string(kMetricsPort)),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(log.find("serving metrics on"), std::string::npos) << log;
+    EXPECT_EQ(send(a_, 10), 5) << "protection first";
     daemon_->signal(SIGTERM);
     EXPECT_EQ(daemon_->wait(), 0);
 }

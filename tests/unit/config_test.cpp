@@ -558,6 +558,8 @@ const std::vector<InvalidCase> kInvalid = {
     {"NameWithLineBreak",
      "[[policy]]\nname = \"\"\"a\nb\"\"\"\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
      "t.toml:2:8: ", "a policy name must not hold control characters"},
+    {"NameNone", "[[policy]]\nname = \"(none)\"\nproto = \"tcp\"\nports = [80]\npackets = \"1/second\"\n",
+     "t.toml:2:8: ", "'(none)' is not a policy name: /metrics uses it"},
     {"BadProto", "[[policy]]\nname = \"a\"\nproto = \"icmp\"\n", "t.toml:3:9: ",
      "proto must be \"tcp\" or \"udp\", not 'icmp'"},
     {"PortsNotArray", kHead + "ports = 80\n", "t.toml:4:9: ", "ports must be an array"},

@@ -533,6 +533,14 @@ TEST(CompileRuleset, RejectsInvalidRulesets)
             << name;
     }
 
+    // /metrics labels the traffic that matched no policy "(none)".
+    {
+        Ruleset r;
+        r.policies = {policy("(none)", Proto::Tcp, {port(80)})};
+        EXPECT_NE(usageError([&] { compileRuleset(r, {}); }).find("'(none)' is not a policy name"),
+                  std::string::npos);
+    }
+
     // Names reach JSON and metric labels: UTF-8 only. A stray byte, a cut
     // character, an overlong '/', a surrogate, past U+10FFFF.
     for (const char* name : {"ab\xff", "caf\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"}) {
