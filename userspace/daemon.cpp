@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "daemon.h"
 
+#include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -343,6 +345,34 @@ private:
     std::string lastErrors_;  // logged once until they change
 };
 
+// One `sluice run` per interface: two would both reload it, and stopping
+// one would detach it from under the other. The lock is a file under
+// /run/sluice holding the owner's pid; the kernel drops it when the daemon
+// exits, however it exits, so a restart after a crash adopts as before.
+UniqueFd lockInterface(const std::string& iface)
+{
+    const std::string dir = "/run/sluice", path = dir + "/" + iface + ".lock";
+    if (::mkdir(dir.c_str(), 0700) && errno != EEXIST)
+        throwSys("cannot create " + dir, errno);
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (fd.get() < 0)
+        throwSys("cannot open " + path, errno);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB)) {
+        if (errno != EWOULDBLOCK)
+            throwSys("cannot lock " + path, errno);
+        char buf[16] = {};
+        ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+        std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+        pid = pid.substr(0, pid.find('\n'));
+        throwRuntime("another `sluice run`" + (pid.empty() ? "" : " (pid " + pid + ")") + " manages " + iface +
+                     ": stop it first");
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd.get(), 0) || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)
+        throwSys("cannot write " + path, errno);
+    return fd;
+}
+
 class Daemon {
 public:
     Daemon(DaemonOptions options, Config config)
@@ -413,6 +443,7 @@ public:
                 if (responder_)
                     responder_->removeInterface(iface);
                 managed_.erase(iface);
+                locks_.erase(iface);
             }
             failed(e.what());
             return;
@@ -470,6 +501,7 @@ private:
     // which also reuses pins left without a program (so their state too).
     void bringUp(const std::string& iface, uint32_t maxSources, std::vector<std::string>& fresh)
     {
+        UniqueFd lock = lockInterface(iface);
         if (auto live = openLive(iface)) {
             std::string how = describe(live->attachInfo());
             if (options_.mode != XdpMode::Auto && options_.mode != live->attachInfo().mode)
@@ -483,6 +515,7 @@ private:
             fresh.push_back(iface);
             logLine("attached " + iface + " (" + how + ")");
         }
+        locks_[iface] = std::move(lock);
         steer(iface);
     }
 
@@ -554,14 +587,17 @@ private:
         if (responder_)
             responder_->removeInterface(iface);
         managed_.erase(iface);
+        bool ok = true;
         try {
             DetachResult r = Datapath::detach(iface);
             logLine("detached " + iface + " (" + why + ")" + (r.note.empty() ? "" : ": " + r.note));
-            return true;
         } catch (const std::exception& e) {
             logLine("cannot detach " + iface + " (" + why + "): " + e.what());
-            return false;
+            ok = false;
         }
+        // Only now: another daemon must not adopt it half detached.
+        locks_.erase(iface);
+        return ok;
     }
 
     void failed(const std::string& error)
@@ -596,6 +632,7 @@ private:
     DaemonOptions options_;
     Config config_;
     std::map<std::string, Datapath> managed_;
+    std::map<std::string, UniqueFd> locks_;  // lockInterface(), per managed interface
     std::unique_ptr<FleetSync> fleet_;  // while the config has [fleet]
     std::unique_ptr<Responder> responder_;
 };

@@ -512,6 +512,29 @@ TEST_F(DaemonTest, AnInterfaceOptionGivenTwiceExits2AndAttachesNothing) {
     EXPECT_FALSE(pathExists(pinDirOf(iface_)));
 }
 
+// A second `sluice run` for an interface the first manages: refused (exit 1,
+// naming the first's pid), and the first keeps it and stops cleanly.
+TEST_F(DaemonTest, ASecondDaemonForTheSameInterfaceIsRefused) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    const std::string secondLog = log_ + ".second";
+    DaemonProcess second(&receiver(), {sluiceBinary(), "run", "--config", config_}, secondLog);
+    auto status = second.wait();
+    ASSERT_TRUE(status.has_value()) << "the second daemon still runs after 5 s";
+    EXPECT_EQ(*status, 1) << readFile(secondLog);
+    EXPECT_NE(readFile(secondLog).find("another `sluice run` (pid "), std::string::npos) << readFile(secondLog);
+    EXPECT_NE(readFile(secondLog).find("manages " + iface_), std::string::npos) << readFile(secondLog);
+    ::unlink(secondLog.c_str());
+    EXPECT_TRUE(xdpAttached(receiver(), iface_));
+    EXPECT_EQ(send(a_, kPort, 15), 10) << "the first daemon's policy no longer holds";
+    ASSERT_TRUE(stop());
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+
+    // Its lock went with it: the next daemon takes the interface.
+    ASSERT_TRUE(start());
+    ASSERT_TRUE(stop());
+}
+
 TEST_F(DaemonTest, AReloadAttachesAddedAndDetachesRemovedInterfaces) {
     Testbed::Link& second = addLink();
     const std::string other = second.receiverIf, c = second.client4[0];
