@@ -349,9 +349,35 @@ private:
 // one would detach it from under the other. The lock is a file under
 // /run/sluice holding the owner's pid; the kernel drops it when the daemon
 // exits, however it exits, so a restart after a crash adopts as before.
-UniqueFd lockInterface(const std::string& iface)
+// Interface names are per network namespace, so the lock's name carries
+// the namespace's inode: daemons for eth0 in two namespaces sharing /run
+// do not collide. A clean release removes the file; one left by a crash is
+// taken over by the next daemon.
+class InterfaceLock {
+public:
+    InterfaceLock(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+    InterfaceLock(InterfaceLock&&) = default;
+    InterfaceLock& operator=(InterfaceLock&&) = default;
+    ~InterfaceLock()
+    {
+        // Unlinked while still held: a daemon that opened it meanwhile
+        // fails to lock it and says the interface is managed, which it was.
+        if (fd_.get() >= 0)
+            ::unlink(path_.c_str());
+    }
+
+private:
+    UniqueFd fd_;
+    std::string path_;
+};
+
+InterfaceLock lockInterface(const std::string& iface)
 {
-    const std::string dir = "/run/sluice", path = dir + "/" + iface + ".lock";
+    struct stat ns;
+    if (::stat("/proc/self/ns/net", &ns))
+        throwSys("cannot read this process's network namespace", errno);
+    const std::string dir = "/run/sluice",
+                      path = dir + "/" + iface + ".net" + std::to_string(ns.st_ino) + ".lock";
     if (::mkdir(dir.c_str(), 0700) && errno != EEXIST)
         throwSys("cannot create " + dir, errno);
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -370,7 +396,7 @@ UniqueFd lockInterface(const std::string& iface)
     const std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(fd.get(), 0) || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)
         throwSys("cannot write " + path, errno);
-    return fd;
+    return InterfaceLock(std::move(fd), path);
 }
 
 class Daemon {
@@ -501,7 +527,7 @@ private:
     // which also reuses pins left without a program (so their state too).
     void bringUp(const std::string& iface, uint32_t maxSources, std::vector<std::string>& fresh)
     {
-        UniqueFd lock = lockInterface(iface);
+        InterfaceLock lock = lockInterface(iface);
         if (auto live = openLive(iface)) {
             std::string how = describe(live->attachInfo());
             if (options_.mode != XdpMode::Auto && options_.mode != live->attachInfo().mode)
@@ -515,7 +541,7 @@ private:
             fresh.push_back(iface);
             logLine("attached " + iface + " (" + how + ")");
         }
-        locks_[iface] = std::move(lock);
+        locks_.insert_or_assign(iface, std::move(lock));
         steer(iface);
     }
 
@@ -632,7 +658,7 @@ private:
     DaemonOptions options_;
     Config config_;
     std::map<std::string, Datapath> managed_;
-    std::map<std::string, UniqueFd> locks_;  // lockInterface(), per managed interface
+    std::map<std::string, InterfaceLock> locks_;  // lockInterface(), per managed interface
     std::unique_ptr<FleetSync> fleet_;  // while the config has [fleet]
     std::unique_ptr<Responder> responder_;
 };

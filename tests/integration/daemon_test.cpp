@@ -529,6 +529,8 @@ TEST_F(DaemonTest, ASecondDaemonForTheSameInterfaceIsRefused) {
     EXPECT_EQ(send(a_, kPort, 15), 10) << "the first daemon's policy no longer holds";
     ASSERT_TRUE(stop());
     EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_EQ(runCmd({"sh", "-c", "ls /run/sluice | grep -c '^" + iface_ + "\\.'"}).out, "0\n")
+        << "a clean stop left its lock file";
 
     // Its lock went with it: the next daemon takes the interface.
     ASSERT_TRUE(start());
