@@ -19,6 +19,7 @@
 #include "config.h"
 #include "error.h"
 #include "policy.h"
+#include "source_root.h"
 
 namespace sluice {
 namespace {
@@ -51,20 +52,6 @@ std::string usageError(const std::function<void()>& fn)
     }
     ADD_FAILURE() << "did not throw";
     return "";
-}
-
-// The repository root: the unit binary lives in build/tests/.
-std::string sourceRoot()
-{
-    char exe[PATH_MAX] = {};
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
-    for (int up = 0; up < 4 && !dir.empty(); up++) {
-        dir = dir.substr(0, dir.rfind('/'));
-        if (access((dir + "/examples/api.toml").c_str(), R_OK) == 0)
-            return dir;
-    }
-    return ".";
 }
 
 // A file under /tmp holding `text`, removed with the object.
@@ -283,7 +270,7 @@ TEST(Config, MaxSourcesBounds)
 
 TEST(Config, ExampleApiTomlLoads)
 {
-    std::string path = sourceRoot() + "/examples/api.toml";
+    std::string path = sourceRoot("examples/api.toml") + "/examples/api.toml";
     Config c = loadConfig(path);
     EXPECT_EQ(c.path, path);
     EXPECT_EQ(c.interfaces, (std::vector<std::string>{"eth0"}));
@@ -309,7 +296,7 @@ TEST(Config, ExampleApiTomlLoads)
 // the facts each one is about are checked below.
 TEST(Config, EveryExampleLoadsAndCompiles)
 {
-    const std::string dir = sourceRoot() + "/examples";
+    const std::string dir = sourceRoot("examples/api.toml") + "/examples";
     DIR* d = opendir(dir.c_str());
     ASSERT_NE(d, nullptr) << dir;
     int seen = 0;
@@ -333,7 +320,7 @@ TEST(Config, EveryExampleLoadsAndCompiles)
 
 TEST(Config, ExampleLoginTomlRejectsAndBans)
 {
-    Config c = loadConfig(sourceRoot() + "/examples/login.toml");
+    Config c = loadConfig(sourceRoot("examples/api.toml") + "/examples/login.toml");
     ASSERT_EQ(c.rules.policies.size(), 1U);
     const Policy& p = c.rules.policies[0];
     EXPECT_EQ(p.proto, Proto::Tcp);
@@ -348,7 +335,7 @@ TEST(Config, ExampleLoginTomlRejectsAndBans)
 
 TEST(Config, ExampleDnsTomlLimitsUdpPackets)
 {
-    Config c = loadConfig(sourceRoot() + "/examples/dns.toml");
+    Config c = loadConfig(sourceRoot("examples/api.toml") + "/examples/dns.toml");
     ASSERT_EQ(c.rules.policies.size(), 2U);
     const Policy& udp = c.rules.policies[0];
     EXPECT_EQ(udp.proto, Proto::Udp);
@@ -364,7 +351,7 @@ TEST(Config, ExampleDnsTomlLimitsUdpPackets)
 
 TEST(Config, ExampleFleetTomlLoads)
 {
-    Config c = loadConfig(sourceRoot() + "/examples/fleet.toml");
+    Config c = loadConfig(sourceRoot("examples/api.toml") + "/examples/fleet.toml");
     ASSERT_TRUE(c.fleet.has_value());
     ASSERT_EQ(c.fleet->redis.size(), 2U);
     EXPECT_EQ(c.fleet->redis[0].host, "10.1.0.5");

@@ -36,6 +36,7 @@
 #include "error.h"
 #include "policy.h"
 #include "rate.h"
+#include "source_root.h"
 
 namespace sluice {
 namespace {
@@ -43,20 +44,6 @@ namespace {
 constexpr const char* kGolden = "tests/unit/data/flask_rates.json";
 constexpr const char* kGenerator = "tests/unit/data/gen_flask_rates.py";
 constexpr const char* kPython = "/usr/bin/python3";  // Debian's, with python3-limits
-
-// The repository root: the unit binary lives in build/tests/.
-std::string sourceRoot()
-{
-    char exe[PATH_MAX] = {};
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
-    for (int up = 0; up < 4 && !dir.empty(); up++) {
-        dir = dir.substr(0, dir.rfind('/'));
-        if (access((dir + "/" + kGolden).c_str(), R_OK) == 0)
-            return dir;
-    }
-    return ".";
-}
 
 // The string as a C literal, so that tabs and non-ASCII bytes show.
 std::string quoted(const std::string& s)
@@ -116,7 +103,7 @@ struct Entry {
 
 std::vector<Entry> loadGolden(size_t& metaCount)
 {
-    std::ifstream in(sourceRoot() + "/" + kGolden);
+    std::ifstream in(sourceRoot(kGolden) + "/" + kGolden);
     if (!in)
         throw std::runtime_error(std::string("cannot open ") + kGolden);
     nlohmann::json j = nlohmann::json::parse(in);
@@ -316,7 +303,7 @@ TEST(FlaskRates, GoldenFileMatchesInstalledLimits)
     if (std::system((std::string(kPython) + " -c 'import limits' >/dev/null 2>&1").c_str()) != 0)
         GTEST_SKIP() << "the Python module 'limits' is missing from " << kPython
                      << ": cannot check " << kGolden << " (install python3-limits)";
-    std::string script = sourceRoot() + "/" + kGenerator;
+    std::string script = sourceRoot(kGolden) + "/" + kGenerator;
     ASSERT_EQ(script.find('\''), std::string::npos) << script;
     std::string command = std::string(kPython) + " '" + script + "' --check 2>&1";
     FILE* pipe = popen(command.c_str(), "r");
