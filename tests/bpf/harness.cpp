@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "harness.h"
 #include "lib/admit.h"
+#include "lib/overcache.h"
 
 #include "error.h"
 #include "unique_fd.h"
@@ -230,13 +231,25 @@ size_t liveFastEntries(const Datapath& dp)
         .size();
 }
 
-uint32_t admitSlotV4(uint32_t stateTag, uint32_t addrHost)
+sluice_source_key sourceKeyV4(uint32_t stateTag, uint32_t addrHost)
 {
     sluice_source_key k{};
     k.state_tag = stateTag;
     k.addr[2] = htonl(0xffff);  // IPv4-mapped, as the program keys it
     k.addr[3] = htonl(addrHost);
+    return k;
+}
+
+uint32_t admitSlotV4(uint32_t stateTag, uint32_t addrHost)
+{
+    const sluice_source_key k = sourceKeyV4(stateTag, addrHost);
     return admit_slot(&k);
+}
+
+uint32_t overSlotV4(uint32_t stateTag, uint32_t addrHost)
+{
+    const sluice_source_key k = sourceKeyV4(stateTag, addrHost);
+    return over_slot(&k);
 }
 
 namespace {

@@ -322,7 +322,11 @@ size_t liveFastEntries(const Datapath& dp);
 // The probation memory's slot (bpf/lib/admit.h) of IPv4 source `addrHost`
 // (host byte order) under a policy's state tag. Tags are random per install,
 // so a test that must not overwrite a source's slot computes it.
+sluice_source_key sourceKeyV4(uint32_t stateTag, uint32_t addrHost);
 uint32_t admitSlotV4(uint32_t stateTag, uint32_t addrHost);
+// The same source's slot in the over-limit cache (bpf/lib/overcache.h): two
+// sources whose slots collide share one entry, the later evicting the other.
+uint32_t overSlotV4(uint32_t stateTag, uint32_t addrHost);
 
 // Checks (gtest assertions) that `out` is the RST+ACK refusing the TCP SYN
 // `in`: MACs, addresses and ports swapped, VLAN tags kept, seq 0, ack = ISN

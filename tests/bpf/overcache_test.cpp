@@ -19,6 +19,8 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <set>
+#include <stdexcept>
 
 #include "harness.h"
 #include "lib/overcache.h"
@@ -41,10 +43,13 @@ std::vector<Row> overCacheRows()
 {
     std::vector<Row> rows;
     const Policy web1 = tcpPolicy("web", {port(80)}, {pkts(1)});
+    // kB's own refusal gets an entry of its own only where its slot differs
+    // from kA's, which depends on the install's random tag: that step is
+    // OverCache.EachRefusedSourceHasItsOwnEntry's.
     rows.push_back({"over_cache_holds_a_refused_source_not_others",
                     {{web1}},
                     {admitted(syn(), "web").over(0), limited(syn(), "web").over(1), limited(syn(), "web").over(1),
-                     admitted(syn(kB), "web").over(1), limited(syn(kB), "web").over(2)}});
+                     admitted(syn(kB), "web").over(1), limited(syn(kB), "web")}});
     rows.push_back({"over_cache_reset_admits_next_packet",
                     {{web1}},
                     {admitted(syn(), "web"), limited(syn(), "web").over(1), limited(syn(), "web"),
@@ -189,6 +194,57 @@ TEST(OverCache, RefusesUntilTheNextUnitIsDueAndNotLonger)
     EXPECT_EQ(maxLive, 1U) << "the refusals were not served from the over-limit cache";
 }
 
+// IPv4 sources, one per state tag, in over-limit cache slots of their own.
+// Tags are random per install, so two fixed sources would share a slot in
+// about one run in 1024, and the later refusal would evict the other's entry.
+std::vector<std::string> sourcesInOwnSlots(const std::vector<uint32_t>& tags)
+{
+    std::set<uint32_t> taken;
+    std::vector<std::string> out;
+    uint32_t host = 0x0a060001;  // 10.6.0.1
+    for (uint32_t tag : tags) {
+        while (!taken.insert(overSlotV4(tag, host)).second)
+            host++;
+        const in_addr a{htonl(host++)};
+        char text[INET_ADDRSTRLEN];
+        out.push_back(inet_ntop(AF_INET, &a, text, sizeof text));
+    }
+    return out;
+}
+
+uint32_t stateTagOf(const Datapath& dp, const std::string& policy)
+{
+    for (const InstalledPolicy& p : dp.installedPolicies())
+        if (p.name == policy)
+            return p.stateTag;
+    throw std::runtime_error("no installed policy " + policy);
+}
+
+// Two refused sources of one policy, each held by its own entry.
+TEST(OverCache, EachRefusedSourceHasItsOwnEntry)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    PinnedHere pin;
+    ASSERT_TRUE(pin.ok());
+    Datapath dp = Datapath::loadUnattached();
+    dp.install(Rules{{tcpPolicy("web", {port(80)}, {pkts(1)})}}.make());
+    const uint32_t tag = stateTagOf(dp, "web");
+    const std::vector<std::string> src = sourcesInOwnSlots({tag, tag});
+    uint32_t action = 0;
+    for (const std::string& s : src)
+        for (uint32_t want : {XDP_PASS, XDP_DROP}) {
+            ASSERT_EQ(testRun(dp.progFd(), syn(s), &action), 0);
+            ASSERT_EQ(action, want) << s;
+        }
+    EXPECT_EQ(liveOverEntries(dp), 2U);
+    for (const std::string& s : src) {
+        ASSERT_EQ(testRun(dp.progFd(), syn(s), &action), 0);
+        EXPECT_EQ(action, uint32_t(XDP_DROP)) << s << " is still refused";
+    }
+    EXPECT_EQ(liveOverEntries(dp), 2U) << "one source's hit evicted the other's entry";
+}
+
 // The kernel's tick, from the config libbpf resolves the program's CONFIG_HZ
 // from (the release's /boot config, else /proc/config.gz); 0 when neither is
 // readable, and then the program has no tick either.
@@ -233,14 +289,16 @@ TEST(OverCache, JiffiesDeadlineOnlyWhereTheBucketHasRoom)
     PinnedHere pin;
     ASSERT_TRUE(pin.ok());
     Datapath dp = Datapath::loadUnattached();
-    const std::string kC = "10.6.0.3";
     const uint64_t hour = 3600ULL * 1'000'000'000ULL;
     dp.install(Rules{{tcpPolicy("roomy", {port(80)}, {pkts(2)}), tcpPolicy("tight", {port(81)}, {pkts(1)}),
                       withBan(tcpPolicy("ban", {port(82)}, {pkts(1)}), 1, hour)}}
                    .make());
-    const Frame roomy = syn(kA);
-    const Frame tight = Packet::v4(kB, kServer4).tcp(40000, 81, tcpflag::Syn).build();
-    const Frame banning = Packet::v4(kC, kServer4).tcp(40000, 82, tcpflag::Syn).build();
+    const std::vector<std::string> src =
+        sourcesInOwnSlots({stateTagOf(dp, "roomy"), stateTagOf(dp, "tight"), stateTagOf(dp, "ban")});
+    const std::string &kRoomy = src[0], &kTight = src[1], &kBanned = src[2];
+    const Frame roomy = syn(kRoomy);
+    const Frame tight = Packet::v4(kTight, kServer4).tcp(40000, 81, tcpflag::Syn).build();
+    const Frame banning = Packet::v4(kBanned, kServer4).tcp(40000, 82, tcpflag::Syn).build();
     uint32_t action = 0;
     for (uint32_t want : {XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP}) {
         ASSERT_EQ(testRun(dp.progFd(), banning, &action), 0);
@@ -254,7 +312,7 @@ TEST(OverCache, JiffiesDeadlineOnlyWhereTheBucketHasRoom)
         ASSERT_EQ(testRun(dp.progFd(), tight, &action), 0);
         ASSERT_EQ(action, want);
     }
-    const auto r = overEntryOf(dp, kA), t = overEntryOf(dp, kB), b = overEntryOf(dp, kC);
+    const auto r = overEntryOf(dp, kRoomy), t = overEntryOf(dp, kTight), b = overEntryOf(dp, kBanned);
     ASSERT_TRUE(r && t && b) << "the refusals and the ban are cached";
     EXPECT_EQ(b->what, uint32_t(SLUICE_OVER_BANNED));
     EXPECT_EQ(t->until_jiffies, 0U) << "no room: every hit reads the clock";
@@ -268,7 +326,7 @@ TEST(OverCache, JiffiesDeadlineOnlyWhereTheBucketHasRoom)
     // Still refused from the entry, and a reset still lifts it.
     ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
     EXPECT_EQ(action, uint32_t(XDP_DROP));
-    EXPECT_EQ(dp.resetSource(Address::parse(kA)), 1U);
+    EXPECT_EQ(dp.resetSource(Address::parse(kRoomy)), 1U);
     ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
     EXPECT_EQ(action, uint32_t(XDP_PASS)) << "the entry outlived a reset";
 }
@@ -350,10 +408,7 @@ TEST(OverCache, JiffiesDeadlineAloneRefuses)
     ASSERT_EQ(bpf_map_lookup_elem(dp.mapFd("sluice_config"), &zero, &cfg), 0);
     in_addr a{};
     ASSERT_EQ(inet_pton(AF_INET, kA.c_str(), &a), 1);
-    sluice_source_key key{};
-    key.state_tag = dp.installedPolicies().at(0).stateTag;
-    key.addr[2] = htonl(0xffff);
-    key.addr[3] = a.s_addr;
+    const sluice_source_key key = sourceKeyV4(stateTagOf(dp, "roomy"), ntohl(a.s_addr));
     const int cpu = sched_getcpu(), ncpus = libbpf_num_possible_cpus();
     ASSERT_TRUE(cpu >= 0 && cpu < ncpus);
     uint32_t slot = over_slot(&key);
