@@ -495,20 +495,6 @@ void ensureBpffs()
 
 namespace {
 
-// libbpf fills the program's CONFIG_HZ from the kernel config, the
-// release's /boot/config or /proc/config.gz, and refuses the whole object
-// when neither opens, weak extern or not ("failed to open system Kconfig";
-// containers without /boot, kernels without IKCONFIG_PROC). Then the tick is
-// unknown: CONFIG_HZ=0 turns the over-limit cache's jiffies deadlines off, and
-// every cached refusal reads the clock (bpf/lib/overcache.h).
-bool kernelConfigReadable()
-{
-    utsname u{};
-    if (::uname(&u) == 0 && ::access((std::string("/boot/config-") + u.release).c_str(), R_OK) == 0)
-        return true;
-    return ::access("/proc/config.gz", R_OK) == 0;
-}
-
 constexpr const char* kNoTickNote =
     "the kernel's tick is unknown (no CONFIG_HZ in a readable kernel config): cached refusals read the clock";
 
@@ -548,8 +534,8 @@ std::optional<uint32_t> programTickHz(int progFd)
 
 SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
 {
-    const char* kconfig = kernelConfigReadable() ? nullptr : "CONFIG_HZ=0\n";
-    DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot, .kconfig = kconfig);
+    DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot,
+                        .kconfig = Datapath::kconfigOverride());
     SkelPtr skel(sluice_bpf__open_opts(&opts));
     if (!skel)
         throwSys("cannot open the sluice BPF object", errno);
@@ -595,6 +581,20 @@ std::string loadFailure(const std::string& what, int err, const LogCapture& log,
 }
 
 }  // namespace
+
+// libbpf fills the program's CONFIG_HZ from the kernel config, the
+// release's /boot/config or /proc/config.gz, and refuses the whole object
+// when neither opens, weak extern or not ("failed to open system Kconfig";
+// containers without /boot, kernels without IKCONFIG_PROC). Then the tick is
+// unknown: CONFIG_HZ=0 turns the over-limit cache's jiffies deadlines off, and
+// every cached refusal reads the clock (bpf/lib/overcache.h).
+const char* Datapath::kconfigOverride()
+{
+    utsname u{};
+    if (::uname(&u) == 0 && ::access((std::string("/boot/config-") + u.release).c_str(), R_OK) == 0)
+        return nullptr;
+    return ::access("/proc/config.gz", R_OK) == 0 ? nullptr : "CONFIG_HZ=0\n";
+}
 
 uint32_t Datapath::lruSlack()
 {

@@ -147,6 +147,9 @@ public:
     // max_entries less the slack.
     static uint32_t lruSlack();
     static uint32_t lruCapacity(int mapFd, const std::string& table);
+    // The kernel config the BPF object is opened with (libbpf's .kconfig):
+    // nullptr lets libbpf read the kernel's own; "CONFIG_HZ=0" where it cannot.
+    static const char* kconfigOverride();
     // Every tracked source of the installed policies (for `top`).
     std::vector<SourceState> allSources() const;
     // Action respond. The responder's listening sockets (IPv4, IPv6) go into

@@ -99,13 +99,13 @@ static __always_inline void over_put(struct sluice_over_entry *e,
 
 /*
  * The fast entries (map sluice_over_fast): a refusal of a drop policy, keyed
- * by the packet's own fields so that it is found before the policy is read. The source is exact, not masked: the refusal was of the masked
- * state that holds it, and each source of a masked prefix gets its own
- * entry on its own first refusal. An entry of a limit that charges only SYNs
- * refuses only SYNs. The generation and epoch tie it to the config it was
- * decided under: a packet that read the old generation and the new epoch
- * (an apply between the two reads) writes an entry that no later packet
- * matches.
+ * by the packet's own fields so that it is found before the policy is read.
+ * The source is exact, not masked: the refusal was of the masked state that
+ * holds it, and each source of a masked prefix gets its own entry on its own
+ * first refusal. An entry of a limit that charges only SYNs refuses only
+ * SYNs. The generation and epoch tie it to the config it was decided under:
+ * a packet that read the old generation and the new epoch (an apply between
+ * the two reads) writes an entry that no later packet matches.
  */
 static __always_inline __u32 fast_slot(const __u32 src[4], __u16 dport,
 				       __u8 l4proto)

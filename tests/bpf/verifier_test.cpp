@@ -7,7 +7,6 @@
 // build makes, build/sluice.bpf.o (clang) and build/sluice-clang-19.bpf.o
 // (clang-19, Debian trixie's compiler), must load with room to spare.
 #include <linux/bpf.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,6 +16,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+
+#include "datapath.h"
 
 namespace {
 
@@ -33,15 +34,6 @@ std::string buildDir()
     return dir.substr(0, dir.rfind('/'));
 }
 
-// Datapath passes CONFIG_HZ=0 where libbpf cannot read the kernel config.
-bool kernelConfigReadable()
-{
-    utsname u{};
-    if (uname(&u) == 0 && access((std::string("/boot/config-") + u.release).c_str(), R_OK) == 0)
-        return true;
-    return access("/proc/config.gz", R_OK) == 0;
-}
-
 struct ObjectCloser {
     void operator()(bpf_object* o) const { bpf_object__close(o); }
 };
@@ -52,7 +44,7 @@ std::string verifiedInsns(const std::string& path, const char* prog, uint32_t* i
 {
     if (access(path.c_str(), R_OK) != 0)
         return path + " is missing: `make all` builds it";
-    LIBBPF_OPTS(bpf_object_open_opts, opts, .kconfig = kernelConfigReadable() ? nullptr : "CONFIG_HZ=0\n");
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .kconfig = sluice::Datapath::kconfigOverride());
     std::unique_ptr<bpf_object, ObjectCloser> obj(bpf_object__open_file(path.c_str(), &opts));
     if (!obj)
         return "cannot open " + path;
