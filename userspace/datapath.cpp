@@ -1142,9 +1142,9 @@ void forgetProbationMemory(int fd, const sluice_source_key& key)
 
 }  // namespace
 
-size_t Datapath::resetSource(const Address& addr)
+ResetCount Datapath::resetSource(const Address& addr)
 {
-    size_t removed = 0;
+    ResetCount removed;
     uint32_t gen = impl_->activeGen();
     int fd = impl_->mapFd("sluice_sources");
     for (uint32_t slot = 1; slot < SLUICE_MAX_POLICIES; slot++) {
@@ -1153,12 +1153,12 @@ size_t Datapath::resetSource(const Address& addr)
             continue;
         sluice_source_key key = sourceKey(p, addr);
         if (bpf_map_delete_elem(fd, &key) == 0)
-            removed++;
+            removed.states++;
         if (bpf_map_delete_elem(impl_->mapFd("sluice_probation"), &key) == 0)
-            removed++;
+            removed.states++;
         forgetProbationMemory(impl_->mapFd("sluice_admit_fp"), key);
         if (bpf_map_delete_elem(impl_->mapFd("sluice_bans"), &key) == 0)
-            removed++;
+            removed.bans++;
         // Fleet state is not counted: it goes with the bucket state.
         bpf_map_delete_elem(impl_->mapFd("sluice_fleet_over"), &key);
         bpf_map_delete_elem(impl_->mapFd("sluice_fleet_units"), &key);
@@ -1167,14 +1167,16 @@ size_t Datapath::resetSource(const Address& addr)
     return removed;
 }
 
-size_t Datapath::resetAll()
+ResetCount Datapath::resetAll()
 {
-    size_t removed = 0;
+    ResetCount removed;
     // The fleet maps go with the bucket state and are not counted.
     for (const char* map : {"sluice_sources", "sluice_probation", "sluice_bans", "sluice_fleet_over",
                             "sluice_fleet_units"}) {
         const std::string_view name = map;
-        bool counted = name != "sluice_fleet_over" && name != "sluice_fleet_units";
+        size_t* counted = name == "sluice_bans"                                           ? &removed.bans
+                          : name != "sluice_fleet_over" && name != "sluice_fleet_units" ? &removed.states
+                                                                                          : nullptr;
         int fd = impl_->mapFd(map);
         std::vector<sluice_source_key> keys;
         sluice_source_key key{}, next{};
@@ -1186,7 +1188,7 @@ size_t Datapath::resetAll()
         }
         for (const auto& k : keys)
             if (bpf_map_delete_elem(fd, &k) == 0 && counted)
-                removed++;
+                ++*counted;
     }
     // An empty fingerprint empties the slot: its state is never read again.
     const uint32_t empty = 0;

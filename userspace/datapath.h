@@ -85,6 +85,13 @@ struct DetachResult {
     std::string note;  // set when only part could be done
 };
 
+// What a reset removed: bucket states (probation entries among them)
+// forgotten, bans lifted.
+struct ResetCount {
+    size_t states = 0;
+    size_t bans = 0;
+};
+
 class Datapath {
 public:
     // Loads the program, pins its maps under SLUICE_PIN_ROOT/IFACE and
@@ -132,10 +139,9 @@ public:
 
     // A source's bucket state under a policy, nullopt if it has none.
     std::optional<SourceState> source(const std::string& policy, const Address& addr) const;
-    // Forget a source's state and lift its bans under every policy; returns
-    // entries removed (bucket states and bans).
-    size_t resetSource(const Address& addr);
-    size_t resetAll();
+    // Forget a source's state and lift its bans under every policy.
+    ResetCount resetSource(const Address& addr);
+    ResetCount resetAll();
     size_t trackedSources() const;
     uint32_t sourceCapacity() const;  // max_sources
     // Sources banned now (entries of the ban map not yet expired), and the

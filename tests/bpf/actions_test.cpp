@@ -236,7 +236,9 @@ TEST(BanTable, CountsBannedSourcesAgainstCapacity)
         ASSERT_EQ(testRun(dp.progFd(), syn4(kSrc4), &action), 0);
     EXPECT_EQ(action, uint32_t(XDP_DROP));
     EXPECT_EQ(dp.bannedSources(), 1U);
-    EXPECT_EQ(dp.resetSource(Address::parse(kSrc4)), 2U) << "its bucket state and its ban";
+    const ResetCount reset = dp.resetSource(Address::parse(kSrc4));
+    EXPECT_EQ(reset.states, 1U) << "its bucket state";
+    EXPECT_EQ(reset.bans, 1U) << "its ban";
     EXPECT_EQ(dp.bannedSources(), 0U);
 }
 

@@ -326,7 +326,7 @@ TEST(OverCache, JiffiesDeadlineOnlyWhereTheBucketHasRoom)
     // Still refused from the entry, and a reset still lifts it.
     ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
     EXPECT_EQ(action, uint32_t(XDP_DROP));
-    EXPECT_EQ(dp.resetSource(Address::parse(kRoomy)), 1U);
+    EXPECT_EQ(dp.resetSource(Address::parse(kRoomy)).states, 1U);
     ASSERT_EQ(testRun(dp.progFd(), roomy, &action), 0);
     EXPECT_EQ(action, uint32_t(XDP_PASS)) << "the entry outlived a reset";
 }

@@ -273,6 +273,7 @@ TEST_P(ActionTraffic, BanDropsARepeatOffenderUntilReset)
 
     CmdResult reset = runCmd({"nsenter", ns, sluiceBinary(), "reset", link.receiverIf, src});
     ASSERT_EQ(reset.status, 0) << reset.err;
+    EXPECT_NE(reset.out.find("forgot 1 bucket state, lifted 1 ban\n"), std::string::npos) << reset.out;
     ASSERT_EQ(udpSend(*link.client, src, dst, port, 8), 8);
     got = server.finish();
     EXPECT_EQ(got[src], 5) << "reset lifted the ban and refilled the bucket";

@@ -1170,7 +1170,7 @@ TEST_F(CliNet, StatsTopInspectReset) {
     // reset ADDRESS: A gets its burst again; B keeps its state.
     r = sluice({"reset", iface_, a});
     EXPECT_EQ(r.status, 0) << r;
-    EXPECT_TRUE(contains(r.out, "forgot 1 bucket state")) << r;
+    EXPECT_TRUE(contains(r.out, "forgot 1 bucket state, lifted 0 bans")) << r;
     EXPECT_TRUE(sluiceJson({"inspect", iface_, a, "--json"})[0]["limits"].is_null());
     EXPECT_EQ(sluiceJson({"inspect", iface_, b, "--json"})[0]["limits"][0]["remaining"], 7);
     EXPECT_EQ(sendUdp(a, kUdpPort, 15), 10) << "a reset source has its burst again";
@@ -1181,7 +1181,7 @@ TEST_F(CliNet, StatsTopInspectReset) {
     // reset --all.
     r = sluice({"reset", iface_, "--all"});
     EXPECT_EQ(r.status, 0) << r;
-    EXPECT_TRUE(contains(r.out, "forgot 2 bucket states")) << r;
+    EXPECT_TRUE(contains(r.out, "forgot 2 bucket states, lifted 0 bans")) << r;
     EXPECT_EQ(sluiceJson({"status", iface_, "--json"})[0].value("tracked_sources", -1), 0);
     EXPECT_TRUE(topSources(sluiceJson({"top", iface_, "--json"}), iface_).empty());
     r = sluice({"top", iface_});

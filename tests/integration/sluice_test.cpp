@@ -466,7 +466,7 @@ TEST_F(SluiceNet, OpenFromPinsSeesLiveCounters) {
     EXPECT_EQ(verdictPackets(viewer, "udp-ten", SLUICE_VERDICT_LIMITED), 20u);
 
     // A reset through the viewer refills A's bucket for the attached program.
-    EXPECT_EQ(viewer.resetSource(Address::parse(a)), 1u);
+    EXPECT_EQ(viewer.resetSource(Address::parse(a)).states, 1u);
     ASSERT_EQ(udpSend(client(), a, link_->receiver4, kUdpPort, 12), 12);
     EXPECT_EQ(server.finish()[a], 10);
 }

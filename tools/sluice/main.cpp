@@ -568,8 +568,9 @@ void resetCmd(const std::string& iface, const std::string& addr, bool all)
     if (all == !addr.empty())
         throwUsage("give either an ADDRESS or --all");
     Datapath dp = Datapath::open(iface);
-    size_t n = all ? dp.resetAll() : dp.resetSource(Address::parse(addr));
-    std::cout << "forgot " << n << " bucket state" << (n == 1 ? "" : "s") << " and bans\n";
+    const ResetCount n = all ? dp.resetAll() : dp.resetSource(Address::parse(addr));
+    std::cout << "forgot " << n.states << " bucket state" << (n.states == 1 ? "" : "s") << ", lifted " << n.bans
+              << " ban" << (n.bans == 1 ? "" : "s") << "\n";
 }
 
 // ---- the command line ----------------------------------------------------
@@ -711,7 +712,7 @@ int run(int argc, char** argv)
     inspect->footer("Example: sluice inspect eth0 203.0.113.7");
 
     bool all = false;
-    auto* reset = app.add_subcommand("reset", "Forget a source's bucket state (or everyone's)");
+    auto* reset = app.add_subcommand("reset", "Forget a source's bucket state and lift its bans (or everyone's)");
     reset->add_option("IFACE", iface, "Interface")->required();
     reset->add_option("ADDRESS", address, "Source address");
     reset->add_flag("--all", all, "Every source");
