@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 extern char** environ;
@@ -418,10 +419,32 @@ Netns::Netns(std::string name) : name_(std::move(name)) {
     }
 }
 
+namespace {
+
+// A `sluice run` in a namespace holds /run/sluice/IFACE.netINODE.lock and
+// removes it on a clean exit; one a test killed leaves it behind. A test's
+// daemons have exited by the time its namespace is deleted, so those files
+// are stale.
+void removeDaemonLocks(ino_t nsInode) {
+    const std::string suffix = ".net" + std::to_string(nsInode) + ".lock";
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/run/sluice", ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.size() > suffix.size() && name.ends_with(suffix))
+            std::filesystem::remove(e.path(), ec);
+    }
+}
+
+}  // namespace
+
 Netns::~Netns() {
+    struct stat st{};
+    const bool known = ::stat(path().c_str(), &st) == 0;
     CmdResult r = runCmd({"ip", "netns", "del", name_});
     if (r.status != 0)
         std::fprintf(stderr, "[slit] ip netns del %s: %s\n", name_.c_str(), r.err.c_str());
+    else if (known)
+        removeDaemonLocks(st.st_ino);
     slotRemove(g_nsSlots, name_);
 }
 
