@@ -30,6 +30,7 @@
 #include "config.h"
 #include "error.h"
 #include "fleet.h"
+#include "interface_lock.h"
 #include "lockout.h"
 #include "unique_fd.h"
 #include "metrics.h"
@@ -344,60 +345,6 @@ private:
     std::mutex errorMutex_;
     std::string lastErrors_;  // logged once until they change
 };
-
-// One `sluice run` per interface: two would both reload it, and stopping
-// one would detach it from under the other. The lock is a file under
-// /run/sluice holding the owner's pid; the kernel drops it when the daemon
-// exits, however it exits, so a restart after a crash adopts as before.
-// Interface names are per network namespace, so the lock's name carries
-// the namespace's inode: daemons for eth0 in two namespaces sharing /run
-// do not collide. A clean release removes the file; one left by a crash is
-// taken over by the next daemon.
-class InterfaceLock {
-public:
-    InterfaceLock(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
-    InterfaceLock(InterfaceLock&&) = default;
-    InterfaceLock& operator=(InterfaceLock&&) = default;
-    ~InterfaceLock()
-    {
-        // Unlinked while still held: a daemon that opened it meanwhile
-        // fails to lock it and says the interface is managed, which it was.
-        if (fd_.get() >= 0)
-            ::unlink(path_.c_str());
-    }
-
-private:
-    UniqueFd fd_;
-    std::string path_;
-};
-
-InterfaceLock lockInterface(const std::string& iface)
-{
-    struct stat ns;
-    if (::stat("/proc/self/ns/net", &ns))
-        throwSys("cannot read this process's network namespace", errno);
-    const std::string dir = "/run/sluice",
-                      path = dir + "/" + iface + ".net" + std::to_string(ns.st_ino) + ".lock";
-    if (::mkdir(dir.c_str(), 0700) && errno != EEXIST)
-        throwSys("cannot create " + dir, errno);
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (fd.get() < 0)
-        throwSys("cannot open " + path, errno);
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB)) {
-        if (errno != EWOULDBLOCK)
-            throwSys("cannot lock " + path, errno);
-        char buf[16] = {};
-        ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
-        std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-        pid = pid.substr(0, pid.find('\n'));
-        throwRuntime("another `sluice run`" + (pid.empty() ? "" : " (pid " + pid + ")") + " manages " + iface +
-                     ": stop it first");
-    }
-    const std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd.get(), 0) || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)
-        throwSys("cannot write " + path, errno);
-    return InterfaceLock(std::move(fd), path);
-}
 
 class Daemon {
 public:

@@ -522,7 +522,7 @@ TEST_F(DaemonTest, ASecondDaemonForTheSameInterfaceIsRefused) {
     auto status = second.wait();
     ASSERT_TRUE(status.has_value()) << "the second daemon still runs after 5 s";
     EXPECT_EQ(*status, 1) << readFile(secondLog);
-    EXPECT_NE(readFile(secondLog).find("another `sluice run` (pid "), std::string::npos) << readFile(secondLog);
+    EXPECT_NE(readFile(secondLog).find("a `sluice run` (pid "), std::string::npos) << readFile(secondLog);
     EXPECT_NE(readFile(secondLog).find("manages " + iface_), std::string::npos) << readFile(secondLog);
     ::unlink(secondLog.c_str());
     EXPECT_TRUE(xdpAttached(receiver(), iface_));
@@ -535,6 +535,34 @@ TEST_F(DaemonTest, ASecondDaemonForTheSameInterfaceIsRefused) {
     // Its lock went with it: the next daemon takes the interface.
     ASSERT_TRUE(start());
     ASSERT_TRUE(stop());
+}
+
+// `sluice detach` of an interface a daemon manages: refused (exit 1, naming
+// the daemon), which keeps enforcing. Before, it detached, and the daemon
+// went on reporting the interface as its own, unprotected, until it stopped.
+// With the daemon gone (--keep-on-exit), detach works again.
+TEST_F(DaemonTest, DetachOfAManagedInterfaceIsRefused) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start({"--keep-on-exit"}));
+    const std::vector<std::string> detach = {"nsenter", "--net=" + receiver().path(), sluiceBinary(), "detach",
+                                             iface_};
+    CmdResult r = runCmd(detach);
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find("a `sluice run` (pid " + std::to_string(daemon_->pid()) + ") manages " + iface_),
+              std::string::npos)
+        << r.err;
+    EXPECT_TRUE(xdpAttached(receiver(), iface_));
+    EXPECT_TRUE(pathExists(pinDirOf(iface_) + "/sluice_config"));
+    EXPECT_EQ(send(a_, kPort, 15), 10) << "the daemon's policy no longer holds";
+
+    ASSERT_TRUE(stop());
+    EXPECT_TRUE(xdpAttached(receiver(), iface_)) << "--keep-on-exit";
+    r = runCmd(detach);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+    EXPECT_EQ(runCmd({"sh", "-c", "ls /run/sluice | grep -c '^" + iface_ + "\\.'"}).out, "0\n")
+        << "detach left its lock file";
 }
 
 TEST_F(DaemonTest, AReloadAttachesAddedAndDetachesRemovedInterfaces) {

@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "datapath.h"
 #include "error.h"
+#include "interface_lock.h"
 #include "format.h"
 #include "caps.h"
 #include "lockout.h"
@@ -92,6 +93,9 @@ void attachCmd(const AttachArgs& a)
 
 void detachCmd(const std::string& iface)
 {
+    // Not from under a daemon, which would keep reporting the interface as
+    // its own, unprotected, until it stops.
+    InterfaceLock notManaged = lockInterface(iface);
     DetachResult r = Datapath::detach(iface);
     std::cout << (r.programDetached ? "detached from " + iface : "removed the state of " + iface);
     if (!r.note.empty())
