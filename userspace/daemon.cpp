@@ -628,6 +628,12 @@ int serve(Daemon& daemon, SignalFd& signals, ConfigWatch& watch)
                 continue;
             throwSys("poll", errno);
         }
+        // File changes first: a SIGHUP's reload below reads the file with
+        // every change queued so far, and must not leave them to reload the
+        // same file again a settle later (a write followed by SIGHUP, woken
+        // by both at once, reloaded twice).
+        if ((fds[1].revents & POLLIN) && watch.changed())
+            reloadAt = Clock::now() + kSettle;
         if (fds[0].revents & POLLIN) {
             while (auto sig = signals.next()) {
                 if (*sig != SIGHUP)
@@ -636,8 +642,6 @@ int serve(Daemon& daemon, SignalFd& signals, ConfigWatch& watch)
                 daemon.reload();
             }
         }
-        if ((fds[1].revents & POLLIN) && watch.changed())
-            reloadAt = Clock::now() + kSettle;
         if (reloadAt != kNever && Clock::now() >= reloadAt) {
             reloadAt = kNever;
             daemon.reload();

@@ -284,6 +284,30 @@ TEST_F(DaemonTest, SighupAppliesTheChangedConfigAndKeepsUnchangedBuckets) {
     EXPECT_EQ(send(a_, kPort + 2, 10), 2) << "the added policy";
 }
 
+// A save followed at once by SIGHUP (an editor, then `systemctl reload`):
+// one reload each. The daemon used to reload for the signal and, when it
+// woke to the file's event at the same time, again a settle later for the
+// event: two reloads of one file in most rounds.
+TEST_F(DaemonTest, ASaveThenSighupReloadsOnce) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    constexpr int kRounds = 5;
+    const size_t from = mark();
+    for (int i = 0; i < kRounds; i++) {
+        const size_t round = mark();
+        // As a script saves and signals: the shell's write and its `kill`.
+        const std::string text = configText({iface_}, {{"udp-ten", kPort, std::to_string(4 + i) + " per day"}});
+        const CmdResult r = runCmd({"sh", "-c", "printf '%s' \"$1\" > \"$2\" && kill -HUP \"$3\"", "sh", text,
+                                    config_, std::to_string(daemon_->pid())});
+        ASSERT_EQ(r.status, 0) << r.err;
+        ASSERT_TRUE(reloadAfter(round));
+        // Past the settle (200 ms) a second reload would wait for.
+        std::this_thread::sleep_for(Millis(600));
+    }
+    EXPECT_EQ(occurrences(log().substr(from), "sluice: reloaded"), size_t(kRounds)) << log();
+    EXPECT_EQ(send(a_, kPort, 10), 8) << "the last save's limit";
+}
+
 TEST_F(DaemonTest, RewritingTheFileReloadsWithoutASignal) {
     rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
     ASSERT_TRUE(start());
