@@ -403,12 +403,19 @@ public:
             }
         } catch (const std::exception& e) {
             // Install is atomic per interface, not across them: put back what
-            // the interfaces already switched had.
+            // the interfaces already switched had, buckets and all.
             for (const auto& [iface, rules] : undo) {
+                Datapath& dp = managed_.at(iface);
                 try {
-                    managed_.at(iface).install(rules);
+                    dp.undoInstall();
                 } catch (const std::exception& u) {
-                    logLine("cannot restore the previous rules on " + iface + ": " + u.what());
+                    try {
+                        dp.install(rules);
+                        logLine(std::string(u.what()) + ": installed the previous rules again; buckets of " +
+                                "policies whose limits the failed reload changed start full");
+                    } catch (const std::exception& v) {
+                        logLine("cannot restore the previous rules on " + iface + ": " + v.what());
+                    }
                 }
             }
             takeDown(fresh, "reload failed");

@@ -421,6 +421,9 @@ struct Datapath::Impl {
     std::map<std::string, UniqueFd> pinnedMaps;  // map fds when opened from pins
     Mapping config, ports, policies;
     int ncpus = 0;
+    // sluice_config.cache_epoch right after this Datapath's last install:
+    // undoInstall() flips back only while it is unchanged.
+    std::optional<uint32_t> undoEpoch;
 
     int mapFd(const char* name) const
     {
@@ -942,6 +945,22 @@ void Datapath::install(const Ruleset& input)
     cfg->gen[next].policies = static_cast<uint32_t>(compiled.policies.size());
     // The flip: one aligned 32-bit store, after everything above is visible.
     __atomic_store_n(&cfg->active_gen, next, __ATOMIC_RELEASE);
+    impl_->bumpCacheEpoch();
+    impl_->undoEpoch = __atomic_load_n(&cfg->cache_epoch, __ATOMIC_SEQ_CST);
+}
+
+void Datapath::undoInstall()
+{
+    InstallLock lock(impl_->pins);
+    sluice_config* cfg = impl_->cfg();
+    const auto epoch = std::exchange(impl_->undoEpoch, std::nullopt);
+    // Every install and reset bumps the epoch: unchanged, the inactive
+    // generation is the one our install replaced, untouched since.
+    if (!epoch || *epoch != __atomic_load_n(&cfg->cache_epoch, __ATOMIC_SEQ_CST))
+        throwRuntime("cannot undo the last install on " + impl_->iface + ": the rules changed since");
+    // No wait for readers: nothing writes the generation flipped to, and
+    // packets still reading the other one find it as they left it.
+    __atomic_store_n(&cfg->active_gen, impl_->activeGen() ^ 1, __ATOMIC_RELEASE);
     impl_->bumpCacheEpoch();
 }
 

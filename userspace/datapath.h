@@ -128,6 +128,14 @@ public:
     // Validates and compiles `rules`, writes the inactive generation, then
     // flips to it. On any error nothing visible to the data path changes.
     void install(const Ruleset& rules);
+    // Puts back what this Datapath's last install() replaced, exactly: the
+    // previous generation is still intact, so flipping back to it keeps
+    // every policy's state tag and so its buckets (installing the old rules
+    // again would give policies whose limits changed twice new tags, and
+    // fresh buckets). For a reload that failed on another interface. Throws
+    // Error(Runtime) when there is nothing to undo or anything was installed
+    // or reset since; then install the old rules instead.
+    void undoInstall();
     // install's checks alone, writing nothing: a dry run refuses what
     // install would (e.g. a redirect_to interface that does not exist).
     void validate(const Ruleset& rules) const;
