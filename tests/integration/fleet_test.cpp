@@ -508,10 +508,25 @@ protected:
     }
     std::string windowKey(int i) const {
         const auto& l = target_.policies.at(0).limits.at(0);
+        return baseOf(i) + ":" + std::to_string(realNowNs() / l.periodNs);
+    }
+
+    static uint64_t realNowNs() {
         timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t now = uint64_t(ts.tv_sec) * sluice::kNsPerSecond + uint64_t(ts.tv_nsec);
-        return baseOf(i) + ":" + std::to_string(now / l.periodNs);
+        return uint64_t(ts.tv_sec) * sluice::kNsPerSecond + uint64_t(ts.tv_nsec);
+    }
+
+    // The test reads the keys of the window its rounds wrote to, as of when
+    // it reads them: a round before the hour turns and a read after it would
+    // look in the next hour's keys (about one run in 2,500: the rounds and
+    // reads span ~1.5 s). So it starts where the window has more than `needNs`
+    // left, waiting out the turn when it is nearer.
+    void awayFromTheWindowsEnd(uint64_t needNs) const {
+        const uint64_t period = target_.policies.at(0).limits.at(0).periodNs;
+        const uint64_t left = period - realNowNs() % period;
+        if (left < needNs)
+            std::this_thread::sleep_for(std::chrono::nanoseconds(left) + Millis(100));
     }
 
     static constexpr int kSources = 64;
@@ -527,6 +542,7 @@ protected:
 }  // namespace
 
 TEST_F(FleetShardsTest, SourcesAreShardedAndADownShardKeepsItsUnitsUntilItReturns) {
+    awayFromTheWindowsEnd(30 * sluice::kNsPerSecond);
     // Sources 0..7 are over the limit of 5 (6 units), the rest under (3).
     for (int i = 0; i < kSources; i++)
         setUnits(i, i < 8 ? 6 : 3);
