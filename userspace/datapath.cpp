@@ -472,6 +472,12 @@ Datapath::~Datapath() = default;
 const std::string& Datapath::iface() const { return impl_->iface; }
 const AttachInfo& Datapath::attachInfo() const { return impl_->info; }
 
+bool Datapath::programAttached() const
+{
+    const unsigned idx = ::if_nametoindex(impl_->iface.c_str());
+    return idx && queryAttached(static_cast<int>(idx)).found;
+}
+
 int Datapath::progFd() const
 {
     if (impl_->skel)
@@ -542,6 +548,21 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
     SkelPtr skel(sluice_bpf__open_opts(&opts));
     if (!skel)
         throwSys("cannot open the sluice BPF object", errno);
+    // The kernel adds BPF_F_RDONLY_PROG to every devmap it creates, and
+    // libbpf 1.1 compares a pinned map's flags with the object's before
+    // reusing it: a pinned sluice_redirect (a program taken off by hand, a
+    // crashed attach) was refused, and with it the state the other pins
+    // keep. Ask for the pin's flags; the kernel refuses to create a devmap
+    // with that flag, so only when there is a pin.
+    if (pinRoot) {
+        UniqueFd pin(bpf_obj_get((std::string(pinRoot) + "/sluice_redirect").c_str()));
+        bpf_map_info info{};
+        __u32 len = sizeof(info);
+        if (pin.get() >= 0 && bpf_obj_get_info_by_fd(pin.get(), &info, &len) == 0 &&
+            info.type == BPF_MAP_TYPE_DEVMAP)
+            if (int err = bpf_map__set_map_flags(skel->maps.sluice_redirect, info.map_flags))
+                throwSys("cannot match the pinned sluice_redirect's flags", err);
+    }
     if (maxSources == 0)
         throwUsage("max_sources must be at least 1");
     const uint32_t slack = Datapath::lruSlack();

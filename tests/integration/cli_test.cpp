@@ -1741,6 +1741,29 @@ TEST_F(CliNet, ApplyKeepsStateOfUnchangedPolicies) {
     EXPECT_EQ(sendUdp(x, kSteadyPort, 8), 6);
 }
 
+// The program taken off by hand (`ip link set dev IFACE xdp off`), its pins
+// left: `sluice attach` reuses them, so a spent bucket stays spent. Before,
+// libbpf refused the pinned sluice_redirect (the kernel adds
+// BPF_F_RDONLY_PROG to a devmap, the object asked for no flags), and attach
+// failed until a detach threw the state away.
+TEST_F(CliNet, AttachOverPinsLeftByHandKeepsTheBuckets) {
+    const std::string config = tmp_.write("c.toml", header() + udpPolicy("steady", std::to_string(kSteadyPort),
+                                                                          "5 per day"));
+    attach(config);
+    const std::string x = src(0);
+    EXPECT_EQ(sendUdp(x, kSteadyPort, 8), 5);
+    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
+    EXPECT_EQ(sendUdp(x, kSteadyPort, 3), 3) << "nothing limits with the program off";
+    Cli r = sluice({"status", iface_});
+    EXPECT_TRUE(contains(r.out, "pinned state present but the program is not attached")) << r;
+
+    attach(config);
+    EXPECT_EQ(sendUdp(x, kSteadyPort, 3), 0) << "the spent bucket was kept";
+    Json s = stats();
+    EXPECT_EQ(statOf(s, iface_, "steady", "admitted"), 5u) << s.dump();
+    EXPECT_EQ(statOf(s, iface_, "steady", "limited"), 6u) << "counters kept: " << s.dump();
+}
+
 // ---------------------------------------------------------------- examples/
 
 // Each shipped example installs on a real interface (its `interfaces` names
