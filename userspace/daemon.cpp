@@ -391,6 +391,10 @@ public:
         std::vector<std::pair<std::string, Ruleset>> undo;
         try {
             for (const auto& iface : next.interfaces)
+                if (managed_.contains(iface) && ::if_nametoindex(iface.c_str()) &&
+                    !managed_.at(iface).programAttached())
+                    reattach(iface);
+            for (const auto& iface : next.interfaces)
                 if (!managed_.contains(iface)) {
                     bringUp(iface, next.maxSources, fresh);
                     added.push_back(iface);
@@ -535,6 +539,22 @@ private:
             logLine("responder cannot serve " + iface + " (action respond falls back to reject there): " +
                     e.what());
         }
+    }
+
+    // The program was taken off the interface behind the daemon's back
+    // (`ip link set dev IFACE xdp off`), its pins left: attach it again from
+    // them, buckets kept. Not undone if the reload fails later: protected
+    // by the old rules is better than not protected. An interface that is
+    // gone for now is left alone: its maps still take the new rules.
+    void reattach(const std::string& iface)
+    {
+        logLine("sluice's program is no longer attached to " + iface + ": attaching it again, buckets kept");
+        if (responder_)
+            responder_->removeInterface(iface);
+        managed_.erase(iface);
+        locks_.erase(iface);
+        std::vector<std::string> attached;
+        bringUp(iface, config_.maxSources, attached);
     }
 
     static std::optional<Datapath> openLive(const std::string& iface)

@@ -120,6 +120,9 @@ public:
 
     const std::string& iface() const;
     const AttachInfo& attachInfo() const;
+    // Whether sluice's program is attached to the interface now (attachInfo
+    // is as found when this Datapath was made).
+    bool programAttached() const;
     int progFd() const;  // -1 when opened from pins without the program
     // A map of the program by name (e.g. "sluice_fleet_units"); throws if
     // there is none. The fd stays owned by this Datapath.

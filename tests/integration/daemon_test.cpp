@@ -589,6 +589,30 @@ TEST_F(DaemonTest, DetachOfAManagedInterfaceIsRefused) {
         << "detach left its lock file";
 }
 
+// The program taken off behind the daemon's back: the next reload attaches
+// it again from its pins, so A's spent bucket is still spent. Before, the
+// daemon reloaded into maps no program read, and the interface stayed open.
+TEST_F(DaemonTest, AReloadReattachesAProgramTakenOffBehindItsBack) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
+    ASSERT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_EQ(send(a_, kPort, 5), 5) << "nothing limits A with the program off";
+
+    size_t from = mark();
+    daemon_->signal(SIGHUP);
+    ASSERT_TRUE(reloadAfter(from));
+    EXPECT_NE(log().find("no longer attached to " + iface_ + ": attaching it again", from), std::string::npos)
+        << log();
+    EXPECT_TRUE(xdpAttached(receiver(), iface_));
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A's spent bucket was kept";
+    EXPECT_EQ(send(b_, kPort, 15), 10);
+    ASSERT_TRUE(stop());
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+}
+
 TEST_F(DaemonTest, AReloadAttachesAddedAndDetachesRemovedInterfaces) {
     Testbed::Link& second = addLink();
     const std::string other = second.receiverIf, c = second.client4[0];
