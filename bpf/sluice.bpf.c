@@ -11,6 +11,7 @@
 #include "lib/parse.h"
 #include "lib/gcra.h"
 #include "lib/admit.h"
+#include "lib/known.h"
 #include "lib/overcache.h"
 #include "lib/respond.h"
 #include "lib/rst.h"
@@ -20,6 +21,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set to 0 before load (Datapath::loadUnattached) to measure the data path
  * without the over-limit cache (`make bench-prog` runs both). */
 const volatile __u32 sluice_over_cache = 1;
+
+/* sluice_known_bits(entries of sluice_sources) - 1, set by userspace before
+ * load with the map's size; the default matches the default size. */
+const volatile __u32 sluice_known_mask = SLUICE_KNOWN_WORD_BITS - 1;
 
 /* The kernel's tick rate, for the over-limit cache's jiffies deadlines
  * (lib/overcache.h). 0 when the kernel config has no CONFIG_HZ, or has none
@@ -75,6 +80,25 @@ struct {
 	__type(value, struct sluice_source_state);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_probation SEC(".maps");
+
+/* Presence filter of sluice_sources (lib/known.h), sized by userspace. Not
+ * pinned: every load fills it from the table, which may hold sources that an
+ * earlier program promoted, and only then turns it on (sluice_known_on[0] =
+ * 1). Until then every source is looked up, as if its bit were set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sluice_known SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sluice_known_on SEC(".maps");
 
 /* Probation memory (lib/admit.h): a fingerprint and a state per slot. */
 struct {
@@ -285,6 +309,39 @@ static __always_inline int new_source_allowed(const struct sluice_policy *p,
 	return gcra_take(tat, &p->new_sources, now) != 0;
 }
 
+/* Could the source whose source_fold_hash() is h be in sluice_sources?
+ * Yes unless the filter is on and its bit is clear. Fails towards the
+ * lookup: a missing word or a filter not yet filled answers yes. */
+static __always_inline int maybe_known(__u32 h)
+{
+	__u32 zero = 0, w = known_word(h, sluice_known_mask), *on;
+	__u64 *word;
+
+	on = bpf_map_lookup_elem(&sluice_known_on, &zero);
+	if (!on || !*on)
+		return 1;
+	word = bpf_map_lookup_elem(&sluice_known, &w);
+	return !word || (*word & known_bit(h));
+}
+
+/* Before the source's insert into sluice_sources, so that a clear bit is
+ * never wrong. Race: a CPU that read the bit just before it was set skips
+ * the lookup and goes on to admit_source(), whose NOEXIST insert and
+ * lookup then find the promoted entry through the probation entry or the
+ * memory; only when both are gone already does it charge a fresh probation
+ * bucket, the race of a source's first two packets on two CPUs at once
+ * (admit_source). */
+static __always_inline void mark_known(__u32 h)
+{
+	__u32 w = known_word(h, sluice_known_mask);
+	__u64 *word = bpf_map_lookup_elem(&sluice_known, &w);
+	__u64 bit = known_bit(h);
+
+	/* Read first: a bit already set costs no write to a shared line. */
+	if (word && !(*word & bit))
+		__sync_fetch_and_or(word, bit);
+}
+
 /*
  * Admission of a source that is not in sluice_sources. Its first packet gets
  * a fresh entry in sluice_probation and is charged there with the policy's
@@ -308,7 +365,7 @@ static __always_inline int new_source_allowed(const struct sluice_policy *p,
  * CPUs promoting at once: NOEXIST again, both use the winner's copy.
  */
 static __always_inline struct sluice_source_state *
-admit_source(const struct sluice_source_key *key,
+admit_source(const struct sluice_source_key *key, __u32 h,
 	     const struct sluice_policy *p, __u64 now, int *found)
 {
 	struct sluice_source_state init = {}, *st, *promoted, *mem;
@@ -316,6 +373,7 @@ admit_source(const struct sluice_source_key *key,
 
 	st = bpf_map_lookup_elem(&sluice_probation, key);
 	if (st) {
+		mark_known(h);
 		bpf_map_update_elem(&sluice_sources, key, st, BPF_NOEXIST);
 		promoted = bpf_map_lookup_elem(&sluice_sources, key);
 		if (!promoted) {	/* no room was made: stay on probation */
@@ -331,6 +389,7 @@ admit_source(const struct sluice_source_key *key,
 	if (fp && mem && *fp == admit_fingerprint(key)) {
 		/* Seen before, its probation entry evicted since: this is
 		 * its second packet at least. */
+		mark_known(h);
 		bpf_map_update_elem(&sluice_sources, key, mem, BPF_NOEXIST);
 		promoted = bpf_map_lookup_elem(&sluice_sources, key);
 		if (promoted)
@@ -368,18 +427,22 @@ static __always_inline void admit_remember(const struct sluice_source_key *key,
 	*fp = admit_fingerprint(key);
 }
 
-/* A known source costs one lookup, as it did before admission existed. */
+/* A known source costs its filter bit and one lookup; a source never
+ * promoted (a spoofed one) skips the lookup on a clear bit. */
 static __always_inline struct sluice_source_state *
 source_state(const struct sluice_source_key *key,
 	     const struct sluice_policy *p, __u64 now, int *found)
 {
 	struct sluice_source_state *st;
+	__u32 h = source_fold_hash(key);
 
 	*found = SOURCE_KNOWN;
-	st = bpf_map_lookup_elem(&sluice_sources, key);
-	if (st)
-		return st;
-	return admit_source(key, p, now, found);
+	if (maybe_known(h)) {
+		st = bpf_map_lookup_elem(&sluice_sources, key);
+		if (st)
+			return st;
+	}
+	return admit_source(key, h, p, now, found);
 }
 
 /* Fleet scope: the sync wrote an over-until for this source. An expired

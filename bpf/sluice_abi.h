@@ -48,6 +48,39 @@ static inline __u32 sluice_lru_slack(__u32 possible_cpus)
 	return possible_cpus * (SLUICE_LRU_LOCAL_FREE + 1);
 }
 
+/*
+ * Presence filter of sluice_sources (map sluice_known, bpf/lib/known.h): one
+ * bit per SLUICE_KNOWN_BITS_PER_ENTRY slots of the table's size rounded up to
+ * a power of two, in __u64 words. A clear bit says the source was never
+ * promoted into the table, and a spoofed source's packet skips the table's
+ * hash-chain walk, a cache miss in its bucket array of 16 B per entry.
+ * 0.5 B per entry. A bit is never cleared while the program runs (an evicted
+ * or reset source keeps it: a set bit only costs the lookup), so the share
+ * of set bits grows with every source ever promoted: about 22% with as many
+ * as the table holds, 63% with four times that. Every load refills it from
+ * the table.
+ */
+#define SLUICE_KNOWN_BITS_PER_ENTRY	4
+#define SLUICE_KNOWN_WORD_BITS		64
+
+static inline __u32 sluice_known_bits(__u32 table_entries)
+{
+	__u64 bits = 1;
+
+	while (bits < table_entries)
+		bits <<= 1;
+	bits *= SLUICE_KNOWN_BITS_PER_ENTRY;
+	if (bits < SLUICE_KNOWN_WORD_BITS)
+		bits = SLUICE_KNOWN_WORD_BITS;
+	/* A bit index is a 32-bit hash masked by bits - 1. */
+	return bits > (1ULL << 31) ? 1U << 31 : (__u32)bits;
+}
+
+static inline __u32 sluice_known_words(__u32 table_entries)
+{
+	return sluice_known_bits(table_entries) / SLUICE_KNOWN_WORD_BITS;
+}
+
 /* The probation table (map sluice_probation) holds sources seen once, and is
  * sized from max_sources: one entry per SLUICE_PROBATION_DIVISOR, at least
  * SLUICE_MIN_PROBATION. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -32,11 +33,13 @@
 
 #include "config.h"
 #include "error.h"
+#include "map_batch.h"
 #include "unique_fd.h"
 #include "sluice.skel.h"
 
 extern "C" {
 #include "lib/admit.h"
+#include "lib/known.h"
 #include "lib/gcra.h"
 }
 
@@ -464,6 +467,40 @@ struct Datapath::Impl {
     }
 };
 
+namespace {
+
+// Datapath::markKnownSources, for a Datapath still being made.
+void fillKnownFilter(const Datapath::Impl& impl)
+{
+    const int filterFd = impl.mapFd("sluice_known");
+    const int onFd = impl.mapFd("sluice_known_on");
+    if (!impl.skel || filterFd < 0 || onFd < 0)
+        throwRuntime("the source table's filter belongs to the program that loaded it, not to its pins");
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (int err = bpf_obj_get_info_by_fd(filterFd, &info, &len))
+        throwSys("cannot read the size of the source table's filter", err);
+    // sluice_known_bits() is a power of two of whole words.
+    const uint32_t mask = info.max_entries * SLUICE_KNOWN_WORD_BITS - 1;
+    Mapping filter(filterFd, pageAligned(size_t(info.max_entries) * sizeof(uint64_t)));
+    uint64_t* words = filter.as<uint64_t>();
+    // The program sets bits too while this runs (it is attached already):
+    // atomic ORs on both sides lose none.
+    forEachBatch<sluice_source_key, sluice_source_state>(
+        impl.mapFd("sluice_sources"), "the source table",
+        [&](const sluice_source_key* keys, const sluice_source_state*, uint32_t n) {
+            for (uint32_t i = 0; i < n; i++) {
+                const uint32_t h = source_fold_hash(&keys[i]);
+                std::atomic_ref<uint64_t>(words[known_word(h, mask)]).fetch_or(known_bit(h));
+            }
+        });
+    const uint32_t zero = 0, on = 1;
+    if (int err = bpf_map_update_elem(onFd, &zero, &on, BPF_ANY))
+        throwSys("cannot turn the source table's filter on", err);
+}
+
+}  // namespace
+
 Datapath::Datapath(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Datapath::Datapath(Datapath&&) noexcept = default;
 Datapath& Datapath::operator=(Datapath&&) noexcept = default;
@@ -579,6 +616,12 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
                                    std::min<uint32_t>(maxSources, SLUICE_MAX_FLEET_SOURCES) + slack);
     if (err)
         throwSys("cannot size the fleet source table", err);
+    // The presence filter is sized from the table's real size, slack too:
+    // the program masks its hash with the same figure.
+    err = bpf_map__set_max_entries(skel->maps.sluice_known, sluice_known_words(static_cast<uint32_t>(entries)));
+    if (err)
+        throwSys("cannot size the source table's filter", err);
+    skel->rodata->sluice_known_mask = sluice_known_bits(static_cast<uint32_t>(entries)) - 1;
     err = bpf_map__set_max_entries(skel->maps.sluice_probation, sluice_probation_entries(maxSources));
     if (err)
         throwSys("cannot size the probation table", err);
@@ -643,6 +686,7 @@ Datapath Datapath::loadUnattached(uint32_t maxSources, bool overCache)
     if (int err = sluice_bpf__load(impl->skel.get()))
         throwRuntime(loadFailure("the kernel refused the sluice program", err, log));
     impl->mapArrays();
+    fillKnownFilter(*impl);
     return Datapath(std::move(impl));
 }
 
@@ -706,6 +750,7 @@ Datapath Datapath::attach(const AttachOptions& options)
     if (int perr = bpf_obj_pin(bpf_program__fd(impl->skel->progs.sluice_xdp), progPath.c_str()))
         throwSys("cannot pin the program at " + progPath, perr);
     impl->mapArrays();
+    fillKnownFilter(*impl);
     cleanup.release();
     return Datapath(std::move(impl));
 }
@@ -1251,6 +1296,11 @@ uint32_t Datapath::lruCapacity(int mapFd, const std::string& table)
                      std::to_string(slack) +
                      " this sluice adds to its size: it was loaded by another version (`sluice detach` it)");
     return info.max_entries - slack;
+}
+
+void Datapath::markKnownSources()
+{
+    fillKnownFilter(*impl_);
 }
 
 uint32_t Datapath::sourceCapacity() const

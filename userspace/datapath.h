@@ -155,6 +155,11 @@ public:
     ResetCount resetAll();
     size_t trackedSources() const;
     uint32_t sourceCapacity() const;  // max_sources
+    // Sets the presence-filter bit (map sluice_known, bpf/lib/known.h) of
+    // every source in the table, then turns the filter on. Every load does
+    // it, over a table pins may have kept; a Datapath opened from pins has
+    // no filter of its own, and throws. Public for the tests.
+    void markKnownSources();
     // Sources banned now (entries of the ban map not yet expired), and the
     // bans it holds (SLUICE_MAX_BANS).
     size_t bannedSources() const;

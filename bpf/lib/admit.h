@@ -49,6 +49,18 @@ static __always_inline __u32 admit_hash(const struct sluice_source_key *k,
 	return admit_mix(h ^ k->addr[3]);
 }
 
+/* A cheap hash of a source, for what every packet that reaches its buckets
+ * needs: the over-limit cache's slot (lib/overcache.h) and the bit of the
+ * per-source table's presence filter (lib/known.h). A fold of XORs, so
+ * sources built to share one share a slot or a bit: that costs them a cache
+ * entry or a table lookup, never a wrong answer. IPv4 sources (addr[0..2]
+ * fixed) never share one under a policy. */
+static __always_inline __u32 source_fold_hash(const struct sluice_source_key *k)
+{
+	return admit_mix(k->state_tag ^ k->addr[0] ^ k->addr[1] ^ k->addr[2] ^
+			 k->addr[3]);
+}
+
 static __always_inline __u32 admit_slot(const struct sluice_source_key *k)
 {
 	return admit_hash(k, SLUICE_ADMIT_SLOT_SEED) & (SLUICE_ADMIT_SLOTS - 1);

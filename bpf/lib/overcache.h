@@ -40,10 +40,7 @@
  * only evicts another source's entry, which then takes the LRU path again. */
 static __always_inline __u32 over_slot(const struct sluice_source_key *k)
 {
-	__u32 h = k->state_tag ^ k->addr[0] ^ k->addr[1] ^ k->addr[2] ^
-		  k->addr[3];
-
-	return admit_mix(h) & (SLUICE_OVER_SLOTS - 1);
+	return source_fold_hash(k) & (SLUICE_OVER_SLOTS - 1);
 }
 
 static __always_inline int over_same_key(const struct sluice_source_key *a,

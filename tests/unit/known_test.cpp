@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The presence filter's size and bit mapping (sluice_abi.h, bpf/lib/known.h),
+// compiled here as for BPF: a power of two of whole words, at least
+// SLUICE_KNOWN_BITS_PER_ENTRY bits per entry of the table, and every hash
+// lands inside it.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+
+extern "C" {
+#include "sluice_abi.h"
+#include "lib/known.h"
+}
+
+namespace sluice {
+namespace {
+
+bool powerOfTwo(uint64_t v) { return v && !(v & (v - 1)); }
+
+TEST(KnownFilter, SizedInWholeWordsFromTheTablesSize)
+{
+    EXPECT_EQ(sluice_known_bits(1), 64u) << "at least one word";
+    EXPECT_EQ(sluice_known_bits(16), 64u);
+    EXPECT_EQ(sluice_known_bits(17), 128u);
+    // The default table (1M sources plus 2 CPUs' slack of 129 each).
+    EXPECT_EQ(sluice_known_bits(1000000 + 258), 1u << 22);
+    EXPECT_EQ(sluice_known_words(1000000 + 258), (1u << 22) / 64);
+    // The largest tables: capped so that a 32-bit hash masks it.
+    EXPECT_EQ(sluice_known_bits(UINT32_MAX), 1u << 31);
+    EXPECT_EQ(sluice_known_bits((1u << 31) - 1 + 258), 1u << 31);
+    std::mt19937 rng(5);
+    for (int i = 0; i < 10000; i++) {
+        const uint32_t entries = 1 + rng() % (1u << 29);
+        const uint32_t bits = sluice_known_bits(entries);
+        SCOPED_TRACE(entries);
+        ASSERT_TRUE(powerOfTwo(bits));
+        ASSERT_GE(uint64_t(bits), uint64_t(entries) * SLUICE_KNOWN_BITS_PER_ENTRY);
+        ASSERT_LT(uint64_t(bits), uint64_t(entries) * 2 * SLUICE_KNOWN_BITS_PER_ENTRY + 64);
+        ASSERT_EQ(sluice_known_words(entries) * uint64_t(SLUICE_KNOWN_WORD_BITS), bits);
+    }
+}
+
+TEST(KnownFilter, EveryHashHasOneBitInsideTheFilter)
+{
+    std::mt19937 rng(9);
+    for (uint32_t entries : {1u, 4354u, 1000258u, UINT32_MAX}) {
+        const uint32_t mask = sluice_known_bits(entries) - 1;
+        const uint32_t words = sluice_known_words(entries);
+        for (int i = 0; i < 100000; i++) {
+            const uint32_t h = rng();
+            ASSERT_LT(known_word(h, mask), words) << entries;
+            ASSERT_TRUE(powerOfTwo(known_bit(h)));
+            // Bit and word together are the hash's low bits: two hashes
+            // equal under the mask share a bit, others never do.
+            const uint32_t other = h ^ (1u << (rng() % 32));
+            const bool same = (other & mask) == (h & mask);
+            ASSERT_EQ(same, known_word(other, mask) == known_word(h, mask) && known_bit(other) == known_bit(h));
+        }
+    }
+}
+
+}  // namespace
+}  // namespace sluice
