@@ -303,6 +303,31 @@ struct MapInfo {
     uint64_t memlock = 0;
 };
 
+MapInfo mapInfo(const std::string& fd)
+{
+    std::ifstream in("/proc/self/fdinfo/" + fd);
+    MapInfo m;
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string key;
+        uint64_t value = 0;
+        if (!(ls >> key >> value))
+            continue;  // e.g. map_extra in hex
+        if (key == "map_type:")
+            m.type = uint32_t(value);
+        else if (key == "key_size:")
+            m.keySize = uint32_t(value);
+        else if (key == "value_size:")
+            m.valueSize = uint32_t(value);
+        else if (key == "max_entries:")
+            m.maxEntries = uint32_t(value);
+        else if (key == "memlock:")
+            m.memlock = value;
+    }
+    return m;
+}
+
 std::vector<MapInfo> ownMaps()
 {
     std::vector<MapInfo> maps;
@@ -315,27 +340,7 @@ std::vector<MapInfo> ownMaps()
         if (readlink(("/proc/self/fd/" + fd).c_str(), link, sizeof link - 1) <= 0 ||
             std::string(link) != "anon_inode:bpf-map")
             continue;
-        std::ifstream in("/proc/self/fdinfo/" + fd);
-        MapInfo m;
-        std::string line;
-        while (std::getline(in, line)) {
-            std::istringstream ls(line);
-            std::string key;
-            uint64_t value = 0;
-            if (!(ls >> key >> value))
-                continue;  // e.g. map_extra in hex
-            if (key == "map_type:")
-                m.type = uint32_t(value);
-            else if (key == "key_size:")
-                m.keySize = uint32_t(value);
-            else if (key == "value_size:")
-                m.valueSize = uint32_t(value);
-            else if (key == "max_entries:")
-                m.maxEntries = uint32_t(value);
-            else if (key == "memlock:")
-                m.memlock = value;
-        }
-        maps.push_back(m);
+        maps.push_back(mapInfo(fd));
     }
     closedir(d);
     return maps;
@@ -347,15 +352,19 @@ void bytesPerSource(uint32_t maxSources)
 {
     const uint32_t entries = maxSources + Datapath::lruSlack();
     Datapath dp = Datapath::loadUnattached(maxSources);
+    // The table's presence filter (bpf/lib/known.h) grows with it too.
+    const MapInfo filter = mapInfo(std::to_string(dp.mapFd("sluice_known")));
     for (const auto& m : ownMaps()) {
         if (m.type != BPF_MAP_TYPE_LRU_HASH || m.maxEntries != entries)
             continue;
-        char detail[200];
+        char detail[240];
         std::snprintf(detail, sizeof detail,
-                      "per-source LRU: key %u B, value %u B, max_entries %u (max_sources %u), memlock %.1f MiB",
-                      m.keySize, m.valueSize, m.maxEntries, maxSources, double(m.memlock) / (1 << 20));
+                      "per-source LRU: key %u B, value %u B, max_entries %u (max_sources %u), memlock %.1f MiB; "
+                      "its filter %.2f MiB",
+                      m.keySize, m.valueSize, m.maxEntries, maxSources, double(m.memlock) / (1 << 20),
+                      double(filter.memlock) / (1 << 20));
         g_rows.push_back({"bytes per tracked source", detail, 0,
-                          double(m.memlock) / double(maxSources), "B", false});
+                          double(m.memlock + filter.memlock) / double(maxSources), "B", false});
     }
     uint64_t total = 0;
     for (const auto& m : ownMaps())
