@@ -84,7 +84,9 @@ struct {
 /* Presence filter of sluice_sources (lib/known.h), sized by userspace. Not
  * pinned: every load fills it from the table, which may hold sources that an
  * earlier program promoted, and only then turns it on (sluice_known_on[0] =
- * 1). Until then every source is looked up, as if its bit were set. */
+ * 1). Until then, and while userspace rebuilds it (turned off), every source
+ * is looked up, as if its bit were set. Userspace finds both maps through
+ * the pinned program. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);

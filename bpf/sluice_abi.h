@@ -54,11 +54,11 @@ static inline __u32 sluice_lru_slack(__u32 possible_cpus)
  * a power of two, in __u64 words. A clear bit says the source was never
  * promoted into the table, and a spoofed source's packet skips the table's
  * hash-chain walk, a cache miss in its bucket array of 16 B per entry.
- * 0.5 B per entry. A bit is never cleared while the program runs (an evicted
- * or reset source keeps it: a set bit only costs the lookup), so the share
- * of set bits grows with every source ever promoted: about 22% with as many
- * as the table holds, 63% with four times that. Every load refills it from
- * the table.
+ * 0.5 B per entry. The program never clears a bit (an evicted or reset
+ * source keeps it: a set bit only costs the lookup), so the share of set
+ * bits grows with every source ever promoted: about 22% with as many as the
+ * table holds, 63% with four times that. Every load fills it from the table,
+ * and `sluice reset --all` rebuilds it (Datapath::refreshKnownFilter).
  */
 #define SLUICE_KNOWN_BITS_PER_ENTRY	4
 #define SLUICE_KNOWN_WORD_BITS		64

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -421,7 +422,9 @@ struct Datapath::Impl {
     SkelPtr skel;          // present when this process loaded the program
     XdpProgramPtr xdpProg;  // present when this process attached it
     UniqueFd progPin;            // program fd when opened from pins
-    std::map<std::string, UniqueFd> pinnedMaps;  // map fds when opened from pins
+    // map fds when opened from pins, and the unpinned maps of its program
+    // (adoptUnpinnedMaps)
+    std::map<std::string, UniqueFd> pinnedMaps;
     Mapping config, ports, policies;
     int ncpus = 0;
     // sluice_config.cache_epoch right after this Datapath's last install:
@@ -469,13 +472,22 @@ struct Datapath::Impl {
 
 namespace {
 
-// Datapath::markKnownSources, for a Datapath still being made.
-void fillKnownFilter(const Datapath::Impl& impl)
+void setKnownFilterOn(int onFd, bool on)
+{
+    const uint32_t zero = 0, value = on ? 1 : 0;
+    if (int err = bpf_map_update_elem(onFd, &zero, &value, BPF_ANY))
+        throwSys(std::string("cannot turn the source table's filter ") + (on ? "on" : "off"), err);
+}
+
+// Datapath::refreshKnownFilter, also for a Datapath still being made.
+// `fresh`: the filter was just created, empty and off, so nothing needs
+// clearing (a load).
+void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh)
 {
     const int filterFd = impl.mapFd("sluice_known");
     const int onFd = impl.mapFd("sluice_known_on");
-    if (!impl.skel || filterFd < 0 || onFd < 0)
-        throwRuntime("the source table's filter belongs to the program that loaded it, not to its pins");
+    if (filterFd < 0 || onFd < 0)
+        throwRuntime("this sluice program has no source filter (loaded by another sluice version)");
     bpf_map_info info{};
     uint32_t len = sizeof(info);
     if (int err = bpf_obj_get_info_by_fd(filterFd, &info, &len))
@@ -484,7 +496,18 @@ void fillKnownFilter(const Datapath::Impl& impl)
     const uint32_t mask = info.max_entries * SLUICE_KNOWN_WORD_BITS - 1;
     Mapping filter(filterFd, pageAligned(size_t(info.max_entries) * sizeof(uint64_t)));
     uint64_t* words = filter.as<uint64_t>();
-    // The program sets bits too while this runs (it is attached already):
+    if (!fresh) {
+        setKnownFilterOn(onFd, false);
+        // No packet still skips a lookup on a bit about to be cleared.
+        waitForReaders();
+        for (uint32_t i = 0; i < info.max_entries; i++)
+            std::atomic_ref<uint64_t>(words[i]).store(0);
+        // A promotion that set its bit before it was cleared has inserted
+        // its source by now: the walk below finds it. Later ones set their
+        // bits themselves.
+        waitForReaders();
+    }
+    // The program sets bits too while this runs (it may be attached):
     // atomic ORs on both sides lose none.
     forEachBatch<sluice_source_key, sluice_source_state>(
         impl.mapFd("sluice_sources"), "the source table",
@@ -494,9 +517,41 @@ void fillKnownFilter(const Datapath::Impl& impl)
                 std::atomic_ref<uint64_t>(words[known_word(h, mask)]).fetch_or(known_bit(h));
             }
         });
-    const uint32_t zero = 0, on = 1;
-    if (int err = bpf_map_update_elem(onFd, &zero, &on, BPF_ANY))
-        throwSys("cannot turn the source table's filter on", err);
+    setKnownFilterOn(onFd, true);
+}
+
+// A Datapath opened from pins: the maps of its program that are not pinned
+// (the presence filter: a load rebuilds it, so it never outlives its
+// program), found through the program. None when it has none.
+void adoptUnpinnedMaps(Datapath::Impl& impl)
+{
+    const int progFd = impl.progPin.get();
+    if (progFd < 0)
+        return;
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(progFd, &info, &len) || info.nr_map_ids == 0)
+        return;
+    std::vector<uint32_t> ids(info.nr_map_ids);
+    info = bpf_prog_info{};
+    info.nr_map_ids = static_cast<uint32_t>(ids.size());
+    info.map_ids = reinterpret_cast<uintptr_t>(ids.data());
+    len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(progFd, &info, &len))
+        return;
+    ids.resize(std::min<size_t>(ids.size(), info.nr_map_ids));
+    for (uint32_t id : ids) {
+        UniqueFd fd(bpf_map_get_fd_by_id(id));
+        if (fd.get() < 0)
+            continue;
+        bpf_map_info map{};
+        uint32_t mlen = sizeof(map);
+        if (bpf_obj_get_info_by_fd(fd.get(), &map, &mlen))
+            continue;
+        const std::string_view name = map.name;
+        if (name == "sluice_known" || name == "sluice_known_on")
+            impl.pinnedMaps.emplace(std::string(name), std::move(fd));
+    }
 }
 
 }  // namespace
@@ -686,7 +741,7 @@ Datapath Datapath::loadUnattached(uint32_t maxSources, bool overCache)
     if (int err = sluice_bpf__load(impl->skel.get()))
         throwRuntime(loadFailure("the kernel refused the sluice program", err, log));
     impl->mapArrays();
-    fillKnownFilter(*impl);
+    rebuildKnownFilter(*impl, true);
     return Datapath(std::move(impl));
 }
 
@@ -750,7 +805,7 @@ Datapath Datapath::attach(const AttachOptions& options)
     if (int perr = bpf_obj_pin(bpf_program__fd(impl->skel->progs.sluice_xdp), progPath.c_str()))
         throwSys("cannot pin the program at " + progPath, perr);
     impl->mapArrays();
-    fillKnownFilter(*impl);
+    rebuildKnownFilter(*impl, true);
     cleanup.release();
     return Datapath(std::move(impl));
 }
@@ -785,6 +840,7 @@ Datapath Datapath::open(const std::string& iface)
     }
     int pfd = bpf_obj_get((dir + "/" + kProgPin).c_str());
     impl->progPin = UniqueFd(pfd < 0 ? -1 : pfd);
+    adoptUnpinnedMaps(*impl);
     if (unsigned idx = if_nametoindex(iface.c_str())) {
         auto attached = queryAttached(static_cast<int>(idx));
         impl->info = attached.info;
@@ -1280,6 +1336,9 @@ ResetCount Datapath::resetAll()
     for (uint32_t slot = 0; slot < SLUICE_ADMIT_SLOTS; slot++)
         bpf_map_update_elem(impl_->mapFd("sluice_admit_fp"), &slot, &empty, BPF_ANY);
     impl_->bumpCacheEpoch();
+    // The table is (about) empty: so is its filter again.
+    if (impl_->mapFd("sluice_known") >= 0 && impl_->mapFd("sluice_known_on") >= 0)
+        rebuildKnownFilter(*impl_, false);
     return removed;
 }
 
@@ -1298,9 +1357,33 @@ uint32_t Datapath::lruCapacity(int mapFd, const std::string& table)
     return info.max_entries - slack;
 }
 
-void Datapath::markKnownSources()
+void Datapath::refreshKnownFilter()
 {
-    fillKnownFilter(*impl_);
+    rebuildKnownFilter(*impl_, false);
+}
+
+std::optional<KnownFilterState> Datapath::knownFilter() const
+{
+    const int filterFd = impl_->mapFd("sluice_known");
+    const int onFd = impl_->mapFd("sluice_known_on");
+    if (filterFd < 0 || onFd < 0)
+        return std::nullopt;
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (int err = bpf_obj_get_info_by_fd(filterFd, &info, &len))
+        throwSys("cannot read the size of the source table's filter", err);
+    KnownFilterState state;
+    state.bits = uint64_t(info.max_entries) * SLUICE_KNOWN_WORD_BITS;
+    Mapping filter(filterFd, pageAligned(size_t(info.max_entries) * sizeof(uint64_t)));
+    const uint64_t* words = filter.as<uint64_t>();
+    for (uint32_t i = 0; i < info.max_entries; i++)
+        state.set += std::popcount(std::atomic_ref<const uint64_t>(words[i]).load(std::memory_order_relaxed));
+    const uint32_t zero = 0;
+    uint32_t on = 0;
+    if (int err = bpf_map_lookup_elem(onFd, &zero, &on))
+        throwSys("cannot read whether the source table's filter is on", err);
+    state.on = on != 0;
+    return state;
 }
 
 uint32_t Datapath::sourceCapacity() const

@@ -87,6 +87,13 @@ struct DetachResult {
 
 // What a reset removed: bucket states (probation entries among them)
 // forgotten, bans lifted.
+// The presence filter of the per-source table (bpf/lib/known.h).
+struct KnownFilterState {
+    uint64_t bits = 0;  // its size
+    uint64_t set = 0;   // a source never promoted whose bit is set pays the table's lookup
+    bool on = false;    // filled, and used by the program
+};
+
 struct ResetCount {
     size_t states = 0;
     size_t bans = 0;
@@ -155,11 +162,15 @@ public:
     ResetCount resetAll();
     size_t trackedSources() const;
     uint32_t sourceCapacity() const;  // max_sources
-    // Sets the presence-filter bit (map sluice_known, bpf/lib/known.h) of
-    // every source in the table, then turns the filter on. Every load does
-    // it, over a table pins may have kept; a Datapath opened from pins has
-    // no filter of its own, and throws. Public for the tests.
-    void markKnownSources();
+    // The per-source table's presence filter (map sluice_known,
+    // bpf/lib/known.h); nullopt when the program has none (another sluice
+    // version, or no program pinned).
+    std::optional<KnownFilterState> knownFilter() const;
+    // Rebuilds the presence filter from the table, clearing the bits of
+    // sources no longer there. Every load fills it; resetAll rebuilds it.
+    // Meanwhile the program looks every source up. Throws when the program
+    // has no filter.
+    void refreshKnownFilter();
     // Sources banned now (entries of the ban map not yet expired), and the
     // bans it holds (SLUICE_MAX_BANS).
     size_t bannedSources() const;

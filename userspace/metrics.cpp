@@ -192,6 +192,13 @@ std::string renderMetrics(const MetricsSnapshot& s)
     gauge("sluice_bans_capacity", "Bans the ban table holds at once; beyond it the least recently "
                                   "used ban is forgotten.",
           &InterfaceMetrics::banCapacity);
+    gauge("sluice_source_filter_bits", "Bits of the per-source table's presence filter.",
+          &InterfaceMetrics::sourceFilterBits);
+    gauge("sluice_source_filter_bits_set",
+          "Bits set in the presence filter: sources promoted into the table, evicted ones too until "
+          "`sluice reset --all` or the next attach; the share set is the share of spoofed sources that "
+          "still pay the table's lookup.",
+          &InterfaceMetrics::sourceFilterBitsSet);
 
     e.family("sluice_config_reloads_total", "counter",
              "Config reloads by `sluice run` (SIGHUP or file change), by result.");
@@ -318,6 +325,10 @@ void collectInterface(const std::string& iface, MetricsSnapshot& snapshot)
         m.mode = m.attached ? xdpModeName(info.mode) : "";
         m.counters = dp.counters();
         m.sourceCapacity = dp.sourceCapacity();
+        if (auto f = dp.knownFilter()) {
+            m.sourceFilterBits = f->bits;
+            m.sourceFilterBitsSet = f->set;
+        }
         m.prog = progStats(dp.progFd());
         // Under libxdp's dispatcher sluice runs as an extension (freplace)
         // of it, which the kernel's BPF stats do not count apart: report

@@ -35,6 +35,8 @@ struct InterfaceMetrics {
     std::optional<uint64_t> sourceCapacity;
     std::optional<uint64_t> bannedSources;  // when the data path keeps bans
     std::optional<uint64_t> banCapacity;
+    std::optional<uint64_t> sourceFilterBits;     // the per-source table's presence filter
+    std::optional<uint64_t> sourceFilterBitsSet;
     std::optional<ProgStats> prog;
 };
 

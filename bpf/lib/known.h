@@ -6,8 +6,8 @@
  * its packet skips the table's lookup. The bit comes from the source's
  * source_fold_hash() (lib/admit.h), cheap enough for every packet.
  *
- * Pure: compiled by the BPF program and by userspace, which refills the
- * filter from the table at every load (Datapath::markKnownSources).
+ * Pure: compiled by the BPF program and by userspace, which fills the
+ * filter from the table at every load (Datapath::refreshKnownFilter).
  */
 #ifndef SLUICE_KNOWN_H
 #define SLUICE_KNOWN_H

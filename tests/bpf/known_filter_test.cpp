@@ -114,7 +114,9 @@ TEST_F(KnownFilterRun, APromotedSourceIsFoundWithItsMemoryGoneAndTheBudgetSpent)
     EXPECT_EQ(st->limits.at(0).remaining, 97u) << "its own bucket was not the one charged";
 }
 
-TEST_F(KnownFilterRun, ALoadFillsItFromTheTableBeforeTurningItOn)
+// What a load does, and a rebuild: the filter is filled from the table
+// before it is turned on.
+TEST_F(KnownFilterRun, ItsFillFromTheTableFindsTheSourcesThere)
 {
     emptyTheFilter(*dp_);
     EXPECT_EQ(send(known_), uint32_t(XDP_PASS)) << "a filter that is off must not skip the lookup";
@@ -125,7 +127,7 @@ TEST_F(KnownFilterRun, ALoadFillsItFromTheTableBeforeTurningItOn)
     EXPECT_EQ(send(known_), uint32_t(XDP_DROP));
 
     emptyTheFilter(*dp_);
-    dp_->markKnownSources();
+    dp_->refreshKnownFilter();
     const uint32_t tag = dp_->installedPolicies().at(0).stateTag;
     EXPECT_TRUE(hasBit(filterWords(*dp_), tag, 0x0a090701u));
     EXPECT_EQ(send(known_), uint32_t(XDP_PASS)) << "the fill missed a source of the table";
@@ -158,6 +160,57 @@ TEST(KnownFilter, OnlyPromotedSourcesSetTheirBits)
     EXPECT_LE(setBits(words), size_t(kPromoted));
     for (uint32_t i = 0; i < kPromoted; i++)
         EXPECT_TRUE(hasBit(words, tag, kFirst + i)) << v4(kFirst + i);
+}
+
+// Bits are not cleared as sources leave the table. A rebuild clears the bits
+// of the sources gone and keeps those of the sources there; `reset --all`
+// (resetAll) rebuilds it.
+TEST(KnownFilter, ARebuildKeepsOnlyTheBitsOfSourcesInTheTable)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root (CAP_BPF)";
+    Datapath dp = Datapath::loadUnattached(kMaxSources);
+    dp.install(Rules{{udpPolicy("dns", {port(53)}, {pkts(100)})}}.make());
+    const uint32_t tag = dp.installedPolicies().at(0).stateTag;
+    const size_t bits = filterWords(dp).size() * SLUICE_KNOWN_WORD_BITS;
+    const uint32_t stay = 0x0a090601u;
+    // A second source whose bit is another one.
+    uint32_t gone = stay + 1;
+    auto bitOf = [&](uint32_t host) {
+        const sluice_source_key k = sourceKeyV4(tag, host);
+        return source_fold_hash(&k) & uint32_t(bits - 1);
+    };
+    while (bitOf(gone) == bitOf(stay))
+        gone++;
+    uint32_t action = 0;
+    for (uint32_t host : {stay, gone})
+        for (int i = 0; i < 2; i++)
+            ASSERT_EQ(testRun(dp.progFd(), udp4(v4(host)), &action), 0);
+    EXPECT_EQ(setBits(filterWords(dp)), 2u);
+
+    dp.resetSource(Address::parse(v4(gone)));
+    ASSERT_FALSE(dp.source("dns", Address::parse(v4(gone))));
+    EXPECT_TRUE(hasBit(filterWords(dp), tag, gone)) << "a source that left keeps its bit";
+
+    dp.refreshKnownFilter();
+    auto f = dp.knownFilter();
+    ASSERT_TRUE(f);
+    EXPECT_TRUE(f->on);
+    EXPECT_EQ(f->bits, bits);
+    EXPECT_EQ(f->set, 1u);
+    const auto words = filterWords(dp);
+    EXPECT_TRUE(hasBit(words, tag, stay));
+    EXPECT_FALSE(hasBit(words, tag, gone));
+    ASSERT_EQ(testRun(dp.progFd(), udp4(v4(stay)), &action), 0);
+    EXPECT_EQ(action, uint32_t(XDP_PASS));
+    EXPECT_EQ(dp.source("dns", Address::parse(v4(stay)))->limits.at(0).remaining, 97u)
+        << "the source kept in the table is still found and charged";
+
+    dp.resetAll();
+    f = dp.knownFilter();
+    ASSERT_TRUE(f);
+    EXPECT_TRUE(f->on);
+    EXPECT_EQ(f->set, 0u) << "reset --all empties the table and so its filter";
 }
 
 }  // namespace

@@ -21,10 +21,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "datapath.h"
 #include "flood_gen.h"
 #include "netns.h"
 #include "paths.h"
 #include "process.h"
+#include "sluice_abi.h"
 #include "sluice_run.h"
 
 using namespace slit;
@@ -153,6 +155,13 @@ TEST(FullTable, EstablishedSourcesStayLimitedAllowListedAndBannedOnesAreUnaffect
     // per-CPU slack), and tracked_sources adds probation entries: 4,265 here.
     // Half is far more than the 6 sources of the testbed: the fill is in it.
     EXPECT_GE(tracked, uint64_t(kMaxSources) / 2) << "status shows the table (about) full:\n" << status.out;
+    // The table's presence filter is on, sized from the table, and holds
+    // the bits of the thousands of sources the fill promoted.
+    const Json filter = s.at("source_filter");
+    ASSERT_TRUE(filter.is_object()) << status.out;
+    EXPECT_TRUE(filter.at("on").get<bool>()) << status.out;
+    EXPECT_EQ(filter.at("bits").get<uint64_t>(), sluice_known_bits(kMaxSources + sluice::Datapath::lruSlack()));
+    EXPECT_GE(filter.at("set").get<uint64_t>(), uint64_t(kMaxSources) / 2) << status.out;
     const double m = sample(metrics, "sluice_sources_tracked{interface=\"" + iface + "\"}");
     EXPECT_GE(m, kMaxSources / 2) << metrics;
     EXPECT_EQ(sample(metrics, "sluice_sources_capacity{interface=\"" + iface + "\"}"), kMaxSources) << metrics;

@@ -39,6 +39,7 @@
 #include "netns.h"
 #include "paths.h"
 #include "process.h"
+#include "sluice_abi.h"
 
 using namespace slit;
 using sluice::Datapath;
@@ -216,6 +217,12 @@ TEST_F(MetricsTest, ServesCountersInPrometheusFormat) {
     EXPECT_TRUE(m.contains(series("sluice_packets_total", "(none)", "passed")));
     EXPECT_EQ(m["sluice_sources_tracked{interface=\"" + iface_ + "\"}"], 2);
     EXPECT_EQ(m["sluice_sources_capacity{interface=\"" + iface_ + "\"}"], 4096);
+    // The presence filter of a 4096-source table (and its slack), with the
+    // bit of each source promoted (at most the two tracked ones).
+    EXPECT_EQ(m["sluice_source_filter_bits{interface=\"" + iface_ + "\"}"],
+              sluice_known_bits(4096 + Datapath::lruSlack())) << body;
+    EXPECT_GE(m["sluice_source_filter_bits_set{interface=\"" + iface_ + "\"}"], 1) << body;
+    EXPECT_LE(m["sluice_source_filter_bits_set{interface=\"" + iface_ + "\"}"], 2) << body;
     EXPECT_EQ(m["sluice_xdp_attached{interface=\"" + iface_ + "\",mode=\"native\"}"], 1) << body;
     EXPECT_EQ(m["sluice_config_reloads_total{result=\"success\"}"], 0);
     EXPECT_EQ(m["sluice_config_reloads_total{result=\"failure\"}"], 0);

@@ -39,6 +39,8 @@ MetricsSnapshot sample()
     i.sourceCapacity = 1000000;
     i.bannedSources = 3;
     i.banCapacity = 65536;
+    i.sourceFilterBits = 1u << 22;
+    i.sourceFilterBitsSet = 1234;
     i.prog = ProgStats{1500000123, 20, 0};
     s.interfaces.push_back(i);
     return s;
@@ -103,6 +105,8 @@ TEST(Metrics, RendersValidExposition)
     EXPECT_EQ(p.samples["sluice_sources_capacity{interface=\"eth0\"}"], "1000000");
     EXPECT_EQ(p.samples["sluice_sources_banned{interface=\"eth0\"}"], "3");
     EXPECT_EQ(p.samples["sluice_bans_capacity{interface=\"eth0\"}"], "65536");
+    EXPECT_EQ(p.samples["sluice_source_filter_bits{interface=\"eth0\"}"], "4194304");
+    EXPECT_EQ(p.samples["sluice_source_filter_bits_set{interface=\"eth0\"}"], "1234");
     EXPECT_EQ(p.samples["sluice_config_reloads_total{result=\"success\"}"], "4");
     EXPECT_EQ(p.samples["sluice_config_reloads_total{result=\"failure\"}"], "1");
     EXPECT_EQ(p.samples["sluice_bpf_stats_enabled"], "1");
@@ -184,6 +188,8 @@ TEST(Metrics, LeavesOutWhatIsUnknown)
     s.interfaces[0].trackedSources.reset();
     s.interfaces[0].bannedSources.reset();
     s.interfaces[0].banCapacity.reset();
+    s.interfaces[0].sourceFilterBits.reset();
+    s.interfaces[0].sourceFilterBitsSet.reset();
     s.interfaces[0].attached = false;
     s.interfaces[0].mode = "";
     s.errors = {"eth0: gone"};
@@ -192,6 +198,7 @@ TEST(Metrics, LeavesOutWhatIsUnknown)
     EXPECT_FALSE(p.types.contains("sluice_xdp_runs_total"));
     EXPECT_FALSE(p.types.contains("sluice_sources_tracked"));
     EXPECT_FALSE(p.types.contains("sluice_sources_banned"));
+    EXPECT_FALSE(p.types.contains("sluice_source_filter_bits"));
     EXPECT_EQ(p.samples["sluice_xdp_attached{interface=\"eth0\",mode=\"\"}"], "0");
     EXPECT_EQ(p.samples["sluice_scrape_errors"], "1");
 }

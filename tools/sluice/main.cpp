@@ -112,6 +112,10 @@ void statusCmd(const std::string& iface, bool json)
         const AttachInfo& info = dp.attachInfo();
         size_t policies = dp.installedPolicies().size(), tracked = dp.trackedSources();
         uint32_t capacity = dp.sourceCapacity();
+        // How many never-promoted sources still pay the table's lookup.
+        Json filter = nullptr;
+        if (auto f = dp.knownFilter())
+            filter = Json{{"bits", f->bits}, {"set", f->set}, {"on", f->on}};
         bool responder = dp.responderRunning();
         auto installed = dp.installed().policies;
         bool respond = std::any_of(installed.begin(), installed.end(),
@@ -131,6 +135,7 @@ void statusCmd(const std::string& iface, bool json)
                            {"policies", policies},
                            {"tracked_sources", tracked},
                            {"source_capacity", capacity},
+                           {"source_filter", filter},
                            {"responder", responder},
                            {"respond_fallback", respond && !responder},
                            {"note", note}});
