@@ -472,6 +472,25 @@ struct Datapath::Impl {
 
 namespace {
 
+// The presence filter's words, mapped.
+struct KnownFilterWords {
+    Mapping mapping;
+    uint64_t* words = nullptr;
+    uint32_t count = 0;  // sluice_known_bits() / 64: a power of two
+};
+
+KnownFilterWords mapKnownFilter(int filterFd)
+{
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (int err = bpf_obj_get_info_by_fd(filterFd, &info, &len))
+        throwSys("cannot read the size of the source table's filter", err);
+    KnownFilterWords f{Mapping(filterFd, pageAligned(size_t(info.max_entries) * sizeof(uint64_t))), nullptr,
+                       info.max_entries};
+    f.words = f.mapping.as<uint64_t>();
+    return f;
+}
+
 void setKnownFilterOn(int onFd, bool on)
 {
     const uint32_t zero = 0, value = on ? 1 : 0;
@@ -488,19 +507,14 @@ void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh)
     const int onFd = impl.mapFd("sluice_known_on");
     if (filterFd < 0 || onFd < 0)
         throwRuntime("this sluice program has no source filter (loaded by another sluice version)");
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (int err = bpf_obj_get_info_by_fd(filterFd, &info, &len))
-        throwSys("cannot read the size of the source table's filter", err);
-    // sluice_known_bits() is a power of two of whole words.
-    const uint32_t mask = info.max_entries * SLUICE_KNOWN_WORD_BITS - 1;
-    Mapping filter(filterFd, pageAligned(size_t(info.max_entries) * sizeof(uint64_t)));
-    uint64_t* words = filter.as<uint64_t>();
+    KnownFilterWords filter = mapKnownFilter(filterFd);
+    uint64_t* words = filter.words;
+    const uint32_t mask = filter.count * SLUICE_KNOWN_WORD_BITS - 1;
     if (!fresh) {
         setKnownFilterOn(onFd, false);
         // No packet still skips a lookup on a bit about to be cleared.
         waitForReaders();
-        for (uint32_t i = 0; i < info.max_entries; i++)
+        for (uint32_t i = 0; i < filter.count; i++)
             std::atomic_ref<uint64_t>(words[i]).store(0);
         // A promotion that set its bit before it was cleared has inserted
         // its source by now: the walk below finds it. Later ones set their
@@ -1368,16 +1382,11 @@ std::optional<KnownFilterState> Datapath::knownFilter() const
     const int onFd = impl_->mapFd("sluice_known_on");
     if (filterFd < 0 || onFd < 0)
         return std::nullopt;
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (int err = bpf_obj_get_info_by_fd(filterFd, &info, &len))
-        throwSys("cannot read the size of the source table's filter", err);
+    const KnownFilterWords filter = mapKnownFilter(filterFd);
     KnownFilterState state;
-    state.bits = uint64_t(info.max_entries) * SLUICE_KNOWN_WORD_BITS;
-    Mapping filter(filterFd, pageAligned(size_t(info.max_entries) * sizeof(uint64_t)));
-    const uint64_t* words = filter.as<uint64_t>();
-    for (uint32_t i = 0; i < info.max_entries; i++)
-        state.set += std::popcount(std::atomic_ref<const uint64_t>(words[i]).load(std::memory_order_relaxed));
+    state.bits = uint64_t(filter.count) * SLUICE_KNOWN_WORD_BITS;
+    for (uint32_t i = 0; i < filter.count; i++)
+        state.set += std::popcount(std::atomic_ref<uint64_t>(filter.words[i]).load(std::memory_order_relaxed));
     const uint32_t zero = 0;
     uint32_t on = 0;
     if (int err = bpf_map_lookup_elem(onFd, &zero, &on))

@@ -73,7 +73,8 @@ void emptyTheFilter(const Datapath& dp)
 {
     const int fd = dp.mapFd("sluice_known");
     const uint64_t none = 0;
-    for (uint32_t i = 0; i < filterWords(dp).size(); i++)
+    const uint32_t words = uint32_t(filterWords(dp).size());
+    for (uint32_t i = 0; i < words; i++)
         ASSERT_EQ(bpf_map_update_elem(fd, &i, &none, BPF_ANY), 0);
     const uint32_t zero = 0, off = 0;
     ASSERT_EQ(bpf_map_update_elem(dp.mapFd("sluice_known_on"), &zero, &off, BPF_ANY), 0);
