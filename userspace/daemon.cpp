@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -43,6 +44,12 @@ using Clock = std::chrono::steady_clock;
 // Editors and config tools touch the file several times per save (create,
 // write, rename): reload once they have been quiet this long.
 constexpr auto kSettle = std::chrono::milliseconds(200);
+// How often the source table's presence filter is looked at, and the least
+// time between two rebuilds of one interface's filter: a rebuild walks the
+// whole table while every source pays the table's lookup, so a table that
+// churns is rebuilt at most this often.
+constexpr auto kFilterCheck = std::chrono::seconds(10);
+constexpr auto kFilterRebuildGap = std::chrono::seconds(60);
 
 std::mutex statsMutex;
 DaemonStats stats;
@@ -53,6 +60,14 @@ void updateStats(const std::function<void(DaemonStats&)>& change)
 {
     std::lock_guard lock(statsMutex);
     change(stats);
+}
+
+// "41.2% of 4194304 bits set"
+std::string filterFill(const KnownFilterState& f)
+{
+    char share[32];
+    std::snprintf(share, sizeof share, "%.1f%%", f.bits ? 100.0 * double(f.set) / double(f.bits) : 0.0);
+    return std::string(share) + " of " + std::to_string(f.bits) + " bits set" + (f.on ? "" : ", off");
 }
 
 // One write(2) per line, so lines never interleave with another thread's.
@@ -322,6 +337,7 @@ private:
         s.libbpf = libbpf_version_string();
         s.reloadsOk = d.reloadsOk;
         s.reloadsFailed = d.reloadsFailed;
+        s.sourceFilterRebuilds = d.sourceFilterRebuilds;
         if (d.responderRunning)
             s.responder = d.responder;
         s.bpfStatsEnabled = bpfStatsEnabled();
@@ -476,6 +492,34 @@ public:
         logLine(error + "; leaving sluice attached to " + joined(config_.interfaces) +
                 " (a restart adopts it)");
         managed_.clear();
+    }
+
+    // Bits of the presence filter are not cleared as sources leave the
+    // table, so in a table that churns the filter fills up and spoofed
+    // sources pay the table's lookup again: rebuild it when it is due
+    // (KnownFilterState::wantsRebuild). A failure only costs speed: the
+    // filter is off until the next rebuild, and every source is looked up.
+    void tendSourceFilters()
+    {
+        const auto now = Clock::now();
+        for (auto& [iface, dp] : managed_) {
+            try {
+                const auto before = dp.knownFilter();
+                if (!before || !before->wantsRebuild())
+                    continue;
+                auto last = filterRebuilt_.find(iface);
+                if (last != filterRebuilt_.end() && now - last->second < kFilterRebuildGap)
+                    continue;
+                filterRebuilt_[iface] = now;
+                dp.refreshKnownFilter();
+                const auto after = dp.knownFilter();
+                updateStats([](DaemonStats& s) { s.sourceFilterRebuilds++; });
+                logLine("source filter of " + iface + " rebuilt from its table: " + filterFill(*before) +
+                        " -> " + (after ? filterFill(*after) : std::string("gone")));
+            } catch (const std::exception& e) {
+                logLine("source filter of " + iface + ": " + e.what());
+            }
+        }
     }
 
 private:
@@ -635,6 +679,7 @@ private:
     std::map<std::string, InterfaceLock> locks_;  // lockInterface(), per managed interface
     std::unique_ptr<FleetSync> fleet_;  // while the config has [fleet]
     std::unique_ptr<Responder> responder_;
+    std::map<std::string, Clock::time_point> filterRebuilt_;  // tendSourceFilters, per interface
 };
 
 // Until SIGTERM/SIGINT: reloads on SIGHUP at once, and on a file change once
@@ -643,12 +688,10 @@ int serve(Daemon& daemon, SignalFd& signals, ConfigWatch& watch)
 {
     constexpr auto kNever = Clock::time_point::max();
     auto reloadAt = kNever;
+    auto tendAt = Clock::now() + kFilterCheck;
     for (;;) {
-        int timeout = -1;
-        if (reloadAt != kNever) {
-            auto left = std::chrono::ceil<std::chrono::milliseconds>(reloadAt - Clock::now());
-            timeout = static_cast<int>(std::max<int64_t>(left.count(), 0));
-        }
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(std::min(reloadAt, tendAt) - Clock::now());
+        const int timeout = static_cast<int>(std::max<int64_t>(left.count(), 0));
         pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {watch.fd(), POLLIN, 0}};
         if (::poll(fds, 2, timeout) < 0) {
             if (errno == EINTR)
@@ -672,6 +715,10 @@ int serve(Daemon& daemon, SignalFd& signals, ConfigWatch& watch)
         if (reloadAt != kNever && Clock::now() >= reloadAt) {
             reloadAt = kNever;
             daemon.reload();
+        }
+        if (Clock::now() >= tendAt) {
+            daemon.tendSourceFilters();
+            tendAt = Clock::now() + kFilterCheck;
         }
     }
 }

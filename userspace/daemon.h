@@ -32,6 +32,9 @@ struct DaemonOptions {
 struct DaemonStats {
     uint64_t reloadsOk = 0;
     uint64_t reloadsFailed = 0;
+    // Rebuilds of a managed interface's source filter (it was due:
+    // KnownFilterState::wantsRebuild).
+    uint64_t sourceFilterRebuilds = 0;
     std::vector<std::string> interfaces;  // managed now, in config order
     // The 429 responder of action respond; when it is not running, respond
     // policies fall back to reject.

@@ -346,7 +346,8 @@ private:
 };
 
 // Held while a ruleset is written, so two writers (CLI and daemon) never
-// interleave their generations. bpffs holds no regular files, so the pin
+// interleave their generations, and while the source table's filter is
+// rebuilt (rebuildKnownFilter). bpffs holds no regular files, so the pin
 // directory itself is the lock.
 class InstallLock {
 public:
@@ -507,6 +508,13 @@ void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh)
     const int onFd = impl.mapFd("sluice_known_on");
     if (filterFd < 0 || onFd < 0)
         throwRuntime("this sluice program has no source filter (loaded by another sluice version)");
+    // Two rebuilds at once (`sluice reset --all` while `sluice run`
+    // rebuilds) could turn the filter on while the other has just cleared
+    // it: the table's sources would be taken for new ones. A fresh filter
+    // is its loader's alone.
+    std::optional<InstallLock> turn;
+    if (!fresh)
+        turn.emplace(impl.pins);
     KnownFilterWords filter = mapKnownFilter(filterFd);
     uint64_t* words = filter.words;
     const uint32_t mask = filter.count * SLUICE_KNOWN_WORD_BITS - 1;

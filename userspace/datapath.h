@@ -92,6 +92,16 @@ struct KnownFilterState {
     uint64_t bits = 0;  // its size
     uint64_t set = 0;   // a source never promoted whose bit is set pays the table's lookup
     bool on = false;    // filled, and used by the program
+
+    // Worth a rebuild (Datapath::refreshKnownFilter): off, which a rebuild
+    // that failed half-way leaves it, or so full of the bits of sources that
+    // have left the table (bits are never cleared as they leave) that a new
+    // source pays the table's lookup kRebuildPercent times in a hundred. The
+    // table's own sources set at most 1 - e^(-1/4) = 22% of the bits
+    // (SLUICE_KNOWN_BITS_PER_ENTRY bits per entry), so it is never due
+    // right after a rebuild.
+    static constexpr uint64_t kRebuildPercent = 40;
+    bool wantsRebuild() const { return bits > 0 && (!on || set * 100 >= bits * kRebuildPercent); }
 };
 
 struct ResetCount {
@@ -167,9 +177,10 @@ public:
     // version, or no program pinned).
     std::optional<KnownFilterState> knownFilter() const;
     // Rebuilds the presence filter from the table, clearing the bits of
-    // sources no longer there. Every load fills it; resetAll rebuilds it.
-    // Meanwhile the program looks every source up. Throws when the program
-    // has no filter.
+    // sources no longer there. Every load fills it; resetAll rebuilds it;
+    // `sluice run` rebuilds it when it wantsRebuild(). Meanwhile the program
+    // looks every source up. Rebuilds of one pinned filter take turns.
+    // Throws when the program has no filter.
     void refreshKnownFilter();
     // Sources banned now (entries of the ban map not yet expired), and the
     // bans it holds (SLUICE_MAX_BANS).

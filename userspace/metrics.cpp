@@ -196,14 +196,19 @@ std::string renderMetrics(const MetricsSnapshot& s)
           &InterfaceMetrics::sourceFilterBits);
     gauge("sluice_source_filter_bits_set",
           "Bits set in the presence filter: sources promoted into the table, evicted ones too until "
-          "`sluice reset --all` or the next attach; the share set is the share of spoofed sources that "
-          "still pay the table's lookup.",
+          "a rebuild (`sluice run` at 40% set, `sluice reset --all`, an attach); the share set is the "
+          "share of spoofed sources that still pay the table's lookup.",
           &InterfaceMetrics::sourceFilterBitsSet);
 
     e.family("sluice_config_reloads_total", "counter",
              "Config reloads by `sluice run` (SIGHUP or file change), by result.");
     e.sample("sluice_config_reloads_total", {{"result", "success"}}, integer(s.reloadsOk));
     e.sample("sluice_config_reloads_total", {{"result", "failure"}}, integer(s.reloadsFailed));
+
+    e.family("sluice_source_filter_rebuilds_total", "counter",
+             "Rebuilds by `sluice run` of a source filter that was off or 40% set: the bits of sources "
+             "that left the table are cleared.");
+    e.sample("sluice_source_filter_rebuilds_total", {}, integer(s.sourceFilterRebuilds));
 
     e.family("sluice_responder_up", "gauge",
              "1 while `sluice run`'s 429 responder runs; at 0, action respond falls back to reject.");

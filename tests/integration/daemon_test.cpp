@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,12 +22,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 
 #include "datapath.h"
@@ -611,6 +614,72 @@ TEST_F(DaemonTest, AReloadReattachesAProgramTakenOffBehindItsBack) {
     ASSERT_TRUE(stop());
     EXPECT_FALSE(xdpAttached(receiver(), iface_));
     EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+}
+
+// The data path never clears the filter bit of a source that leaves the
+// table, so a table that churns fills its filter and spoofed sources pay the
+// table's lookup again. The daemon looks every 10 s and rebuilds a filter
+// that is due (KnownFilterState::wantsRebuild), keeping the bits of the
+// sources still there.
+TEST_F(DaemonTest, RebuildsASourceFilterFilledBySourcesThatLeft) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 3), 3) << "A's second packet promotes it into the table";
+    Datapath dp = view();
+    auto f = dp.knownFilter();
+    ASSERT_TRUE(f);
+    ASSERT_TRUE(f->on);
+    ASSERT_EQ(f->set, 1u) << "A's bit";
+
+    // What sources promoted and evicted since would leave: half the words
+    // full of stale bits.
+    const int fd = dp.mapFd("sluice_known");
+    ASSERT_GE(fd, 0);
+    const uint32_t words = uint32_t(f->bits / 64);
+    const uint64_t full = ~0ULL;
+    for (uint32_t i = 0; i < words; i += 2)
+        ASSERT_EQ(bpf_map_update_elem(fd, &i, &full, BPF_ANY), 0);
+    f = dp.knownFilter();
+    ASSERT_TRUE(f);
+    ASSERT_TRUE(f->wantsRebuild()) << f->set << " of " << f->bits;
+
+    const size_t from = mark();
+    ASSERT_TRUE(waitLog("source filter of " + iface_ + " rebuilt from its table: 50.0%", from, Millis(15000)))
+        << log();
+    f = dp.knownFilter();
+    ASSERT_TRUE(f);
+    EXPECT_TRUE(f->on);
+    EXPECT_EQ(f->set, 1u) << "only A's bit is left";
+    EXPECT_EQ(send(a_, kPort, 10), 7) << "A is still found in the table, its bucket as it was";
+    EXPECT_EQ(send(b_, kPort, 12), 10);
+    ASSERT_TRUE(stop());
+}
+
+// A rebuild that turned the filter on while another had just cleared it
+// would leave the table's sources without their bits: rebuilds of one
+// pinned filter (the daemon's, `sluice reset --all`'s) wait for the pin
+// directory's lock, which installs hold too.
+TEST_F(DaemonTest, RebuildsOfOneSourceFilterTakeTurns) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 2), 2);
+    Datapath dp = view();
+    const int dir = open(pinDirOf(iface_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(dir, 0);
+    ASSERT_EQ(flock(dir, LOCK_EX), 0);
+    auto rebuild = std::async(std::launch::async, [&] { dp.refreshKnownFilter(); });
+    const bool waited = rebuild.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout;
+    flock(dir, LOCK_UN);
+    close(dir);
+    EXPECT_TRUE(waited) << "the rebuild did not wait for the lock";
+    ASSERT_EQ(rebuild.wait_for(kWait), std::future_status::ready);
+    rebuild.get();
+    auto f = dp.knownFilter();
+    ASSERT_TRUE(f);
+    EXPECT_TRUE(f->on);
+    EXPECT_EQ(f->set, 1u) << "A's bit";
+    EXPECT_EQ(send(a_, kPort, 10), 8) << "A is still found in the table";
+    ASSERT_TRUE(stop());
 }
 
 TEST_F(DaemonTest, AReloadAttachesAddedAndDetachesRemovedInterfaces) {

@@ -7,6 +7,9 @@
 
 #include <cstdint>
 #include <random>
+#include <vector>
+
+#include "datapath.h"
 
 extern "C" {
 #include "sluice_abi.h"
@@ -58,6 +61,52 @@ TEST(KnownFilter, EveryHashHasOneBitInsideTheFilter)
             ASSERT_EQ(same, known_word(other, mask) == known_word(h, mask) && known_bit(other) == known_bit(h));
         }
     }
+}
+
+// The filter as a rebuild leaves it: one bit for each of `sources` hashes.
+KnownFilterState filled(uint32_t entries, uint32_t sources, std::mt19937& rng)
+{
+    const uint32_t mask = sluice_known_bits(entries) - 1;
+    std::vector<uint64_t> words(sluice_known_words(entries));
+    KnownFilterState f;
+    f.bits = uint64_t(words.size()) * SLUICE_KNOWN_WORD_BITS;
+    f.on = true;
+    for (uint32_t i = 0; i < sources; i++) {
+        const uint32_t h = rng();
+        uint64_t& w = words[known_word(h, mask)];
+        f.set += (w & known_bit(h)) ? 0 : 1;
+        w |= known_bit(h);
+    }
+    return f;
+}
+
+// `sluice run` rebuilds a filter that wantsRebuild(): a table full to its
+// last entry never makes it due by itself, or the daemon would walk the
+// table every minute for nothing; churn does, well before most spoofed
+// sources pay the lookup again.
+TEST(KnownFilter, DueForARebuildOnlyOnceSourcesThatLeftFillIt)
+{
+    std::mt19937 rng(11);
+    for (uint32_t entries : {64u + 258u, 4096u + 258u, 1000000u + 258u}) {
+        SCOPED_TRACE(entries);
+        const KnownFilterState full = filled(entries, entries, rng);
+        EXPECT_FALSE(full.wantsRebuild()) << full.set << " of " << full.bits;
+        // As many promotions as the filter has bits (4 to 8 tables' worth),
+        // most of them gone from the table since.
+        const KnownFilterState churned = filled(entries, uint32_t(full.bits), rng);
+        EXPECT_TRUE(churned.wantsRebuild()) << churned.set << " of " << churned.bits;
+        KnownFilterState off = full;
+        off.on = false;
+        EXPECT_TRUE(off.wantsRebuild()) << "a rebuild that failed half-way left it off";
+    }
+    KnownFilterState edge;
+    edge.bits = 1000;
+    edge.on = true;
+    edge.set = 399;
+    EXPECT_FALSE(edge.wantsRebuild());
+    edge.set = 400;
+    EXPECT_TRUE(edge.wantsRebuild()) << KnownFilterState::kRebuildPercent << "% set";
+    EXPECT_FALSE(KnownFilterState{}.wantsRebuild()) << "no filter";
 }
 
 }  // namespace

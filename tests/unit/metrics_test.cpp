@@ -22,6 +22,7 @@ MetricsSnapshot sample()
     s.libbpf = "v1.1";
     s.reloadsOk = 4;
     s.reloadsFailed = 1;
+    s.sourceFilterRebuilds = 2;
     s.bpfStatsEnabled = true;
     InterfaceMetrics i;
     i.iface = "eth0";
@@ -109,6 +110,8 @@ TEST(Metrics, RendersValidExposition)
     EXPECT_EQ(p.samples["sluice_source_filter_bits_set{interface=\"eth0\"}"], "1234");
     EXPECT_EQ(p.samples["sluice_config_reloads_total{result=\"success\"}"], "4");
     EXPECT_EQ(p.samples["sluice_config_reloads_total{result=\"failure\"}"], "1");
+    EXPECT_EQ(p.samples["sluice_source_filter_rebuilds_total"], "2");
+    EXPECT_EQ(p.types["sluice_source_filter_rebuilds_total"], "counter");
     EXPECT_EQ(p.samples["sluice_bpf_stats_enabled"], "1");
     EXPECT_EQ(p.samples["sluice_xdp_run_time_seconds_total{interface=\"eth0\"}"], "1.500000123");
     EXPECT_EQ(p.samples["sluice_xdp_runs_total{interface=\"eth0\"}"], "20");
