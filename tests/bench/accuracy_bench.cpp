@@ -6,6 +6,7 @@
 //  - state kept for 100k and 1M sources (a limit that does not refill
 //    during the run: any unit admitted beyond the burst is a lost state);
 //  - Datapath::install of many policies and of 100k allow/deny CIDRs;
+//  - a rebuild of the source filter from each of those 100k and 1M tables;
 //  - bytes per tracked source, from the kernel's own accounting of the
 //    per-source map (fdinfo "memlock", which is the map's memory usage).
 // `make bench-accuracy` runs it; --json FILE and --markdown FILE (between
@@ -195,6 +196,11 @@ void rateAccuracy(const std::string& name, uint32_t sources, uint64_t rate, uint
     g_rows.push_back({name, detail, expected, double(v.admitted), "units", true});
 }
 
+double msSince(std::chrono::steady_clock::time_point t)
+{
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
 // N sources, a limit that cannot refill during the run ("burst per hour"),
 // two passes of 2 x burst packets each: with every state kept, exactly
 // N x burst are admitted; each state lost in between (LRU eviction) lets
@@ -225,14 +231,20 @@ void stateRetention(const std::string& name, uint32_t sources, uint32_t maxSourc
                   sources, maxSources, (unsigned long long)(2 * kBurst), seconds(t1 - t0),
                   dp.trackedSources(), (double(v.admitted) - expected) / double(kBurst));
     g_rows.push_back({name, detail, expected, double(v.admitted), "units", true});
+
+    // What `sluice run` does to a filter filled by sources that left
+    // (KnownFilterState::wantsRebuild), on this full table.
+    const auto r = std::chrono::steady_clock::now();
+    dp.refreshKnownFilter();
+    const double rebuildMs = msSince(r);
+    const auto filter = dp.knownFilter();
+    std::snprintf(detail, sizeof detail, "Datapath::refreshKnownFilter: %zu tracked, %llu of %llu bits set after",
+                  dp.trackedSources(), (unsigned long long)(filter ? filter->set : 0),
+                  (unsigned long long)(filter ? filter->bits : 0));
+    g_rows.push_back({"rebuild the source filter, " + name, detail, 0, rebuildMs, "ms", false});
 }
 
 // ---------------------------------------------------------------- control plane
-
-double msSince(std::chrono::steady_clock::time_point t)
-{
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
-}
 
 void installPolicies(uint32_t n)
 {
