@@ -22,8 +22,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * without the over-limit cache (`make bench-prog` runs both). */
 const volatile __u32 sluice_over_cache = 1;
 
-/* sluice_known_bits(entries of sluice_sources) - 1, set by userspace before
- * load with the map's size; the default matches the default size. */
+/* sluice_known_bits(entries of sluice_sources) - 1: one half of
+ * sluice_seen, set by userspace before load with the map's size; the
+ * default matches the default size. */
 const volatile __u32 sluice_known_mask = SLUICE_KNOWN_WORD_BITS - 1;
 
 /* The kernel's tick rate, for the over-limit cache's jiffies deadlines
@@ -81,19 +82,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_probation SEC(".maps");
 
-/* Presence filter of sluice_sources (lib/known.h), sized by userspace. Not
- * pinned: every load fills it from the table, which may hold sources that an
- * earlier program promoted, and only then turns it on (sluice_known_on[0] =
- * 1). Until then, and while userspace rebuilds it (turned off), every source
- * is looked up, as if its bit were set. Userspace finds both maps through
- * the pinned program. */
+/* Presence filters of sluice_sources and sluice_probation (lib/known.h),
+ * one half each, sized by userspace. Not pinned: every load fills them from
+ * the tables, which may hold sources that an earlier program put there, and
+ * only then turns them on (sluice_known_on[0] = 1). Until then, and while
+ * userspace rebuilds them (turned off), every source is looked up in both
+ * tables, as if its bits were set. Userspace finds both maps through the
+ * pinned program. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
-} sluice_known SEC(".maps");
+} sluice_seen SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -311,37 +313,59 @@ static __always_inline int new_source_allowed(const struct sluice_policy *p,
 	return gcra_take(tat, &p->new_sources, now) != 0;
 }
 
-/* Could the source whose source_fold_hash() is h be in sluice_sources?
- * Yes unless the filter is on and its bit is clear. Fails towards the
- * lookup: a missing word or a filter not yet filled answers yes. */
-static __always_inline int maybe_known(__u32 h)
+/* Could a source whose bit is `bit` of word w of sluice_seen be in the
+ * table of that half? Yes unless the filters are on and the bit is clear.
+ * Fails towards the lookup: a missing word or filters not yet filled
+ * answer yes. */
+static __always_inline int maybe_seen(__u32 w, __u64 bit)
 {
-	__u32 zero = 0, w = known_word(h, sluice_known_mask), *on;
+	__u32 zero = 0, *on;
 	__u64 *word;
 
 	on = bpf_map_lookup_elem(&sluice_known_on, &zero);
 	if (!on || !*on)
 		return 1;
-	word = bpf_map_lookup_elem(&sluice_known, &w);
-	return !word || (*word & known_bit(h));
+	word = bpf_map_lookup_elem(&sluice_seen, &w);
+	return !word || (*word & bit);
 }
 
-/* Before the source's insert into sluice_sources, so that a clear bit is
- * never wrong. Race: a CPU that read the bit just before it was set skips
- * the lookup and goes on to admit_source(), whose NOEXIST insert and
- * lookup then find the promoted entry through the probation entry or the
- * memory; only when both are gone already does it charge a fresh probation
- * bucket, the race of a source's first two packets on two CPUs at once
- * (admit_source). */
-static __always_inline void mark_known(__u32 h)
+/* Before the source's insert into the table of w's half, so that a clear
+ * bit is never wrong. Race: a CPU that read the bit just before it was set
+ * skips that lookup. For sluice_sources it goes on to admit_source(), whose
+ * NOEXIST insert and lookup then find the promoted entry through the
+ * probation entry or the memory; only when both are gone already does it
+ * charge a fresh probation bucket, the race of a source's first two packets
+ * on two CPUs at once (admit_source). For sluice_probation it takes the
+ * source for a new one: its NOEXIST insert fails and its lookup finds the
+ * other CPU's entry, unless the new_sources budget, spent in between,
+ * refuses this one packet as it would have refused the other. */
+static __always_inline void mark_seen(__u32 w, __u64 bit)
 {
-	__u32 w = known_word(h, sluice_known_mask);
-	__u64 *word = bpf_map_lookup_elem(&sluice_known, &w);
-	__u64 bit = known_bit(h);
+	__u64 *word = bpf_map_lookup_elem(&sluice_seen, &w);
 
 	/* Read first: a bit already set costs no write to a shared line. */
 	if (word && !(*word & bit))
 		__sync_fetch_and_or(word, bit);
+}
+
+static __always_inline int maybe_known(__u32 h)
+{
+	return maybe_seen(known_word(h, sluice_known_mask), known_bit(h));
+}
+
+static __always_inline void mark_known(__u32 h)
+{
+	mark_seen(known_word(h, sluice_known_mask), known_bit(h));
+}
+
+static __always_inline int maybe_on_probation(__u32 h)
+{
+	return maybe_seen(probation_word(h, sluice_known_mask), known_bit(h));
+}
+
+static __always_inline void mark_on_probation(__u32 h)
+{
+	mark_seen(probation_word(h, sluice_known_mask), known_bit(h));
 }
 
 /*
@@ -371,9 +395,18 @@ admit_source(const struct sluice_source_key *key, __u32 h,
 	     const struct sluice_policy *p, __u64 now, int *found)
 {
 	struct sluice_source_state init = {}, *st, *promoted, *mem;
+	/* Only a policy with a new_sources budget consults and marks the
+	 * probation table's filter: without one every spoofed packet would
+	 * set a bit, the filter would be full within seconds, and each packet
+	 * would pay the mark for nothing. A probation entry made without a
+	 * budget therefore has no bit: a policy that gains one keeping its
+	 * state tag gets the filters rebuilt around the flip (datapath.cpp,
+	 * flipGeneration). */
+	const int budget = p->new_sources.interval_ns != 0;
 	__u32 slot, *fp;
 
-	st = bpf_map_lookup_elem(&sluice_probation, key);
+	/* A spoofed source skips this lookup on a clear bit. */
+	st = !budget || maybe_on_probation(h) ? bpf_map_lookup_elem(&sluice_probation, key) : NULL;
 	if (st) {
 		mark_known(h);
 		bpf_map_update_elem(&sluice_sources, key, st, BPF_NOEXIST);
@@ -401,6 +434,8 @@ admit_source(const struct sluice_source_key *key, __u32 h,
 		*found = SOURCE_REFUSED;
 		return NULL;
 	}
+	if (budget)
+		mark_on_probation(h);
 	bpf_map_update_elem(&sluice_probation, key, &init, BPF_NOEXIST);
 	*found = SOURCE_PROBATION;
 	return bpf_map_lookup_elem(&sluice_probation, key);
@@ -430,7 +465,8 @@ static __always_inline void admit_remember(const struct sluice_source_key *key,
 }
 
 /* A known source costs its filter bit and one lookup; a source never
- * promoted (a spoofed one) skips the lookup on a clear bit. */
+ * promoted skips the lookup on a clear bit, and one never on probation
+ * either (a spoofed one) skips the probation table's lookup too. */
 static __always_inline struct sluice_source_state *
 source_state(const struct sluice_source_key *key,
 	     const struct sluice_policy *p, __u64 now, int *found)

@@ -49,16 +49,23 @@ static inline __u32 sluice_lru_slack(__u32 possible_cpus)
 }
 
 /*
- * Presence filter of sluice_sources (map sluice_known, bpf/lib/known.h): one
- * bit per SLUICE_KNOWN_BITS_PER_ENTRY slots of the table's size rounded up to
- * a power of two, in __u64 words. A clear bit says the source was never
- * promoted into the table, and a spoofed source's packet skips the table's
- * hash-chain walk, a cache miss in its bucket array of 16 B per entry.
- * 0.5 B per entry. The program never clears a bit (an evicted or reset
- * source keeps it: a set bit only costs the lookup), so the share of set
- * bits grows with every source ever promoted: about 22% with as many as the
- * table holds, 63% with four times that. Every load fills it from the table,
- * and `sluice reset --all` rebuilds it (Datapath::refreshKnownFilter).
+ * Presence filters of sluice_sources and sluice_probation (map sluice_seen,
+ * bpf/lib/known.h), two halves of one array of __u64 words: the first for
+ * sources promoted into sluice_sources, the second for sources given a
+ * probation entry under a policy with a new_sources budget (without one it
+ * is neither read nor set: sluice.bpf.c, admit_source). Each half has one
+ * bit per SLUICE_KNOWN_BITS_PER_ENTRY slots of sluice_sources' size rounded
+ * up to a power of two (the probation half too, 8 times the bits per entry
+ * of its smaller table). A clear bit says the source was never put into
+ * that table, and a spoofed source's packet skips the table's hash-chain
+ * walk, a cache miss in a bucket array of 16 B per entry. 2 x 0.5 B per
+ * entry of sluice_sources. The program
+ * never clears a bit (a source evicted, reset or promoted out of probation
+ * keeps it: a set bit only costs the lookup), so the share of set bits
+ * grows with every source ever put there: about 22% of the first half with
+ * as many sources as the table holds, 63% with four times that. Every load
+ * fills both from the tables, and `sluice reset --all` and `sluice run`
+ * rebuild them (Datapath::refreshKnownFilter).
  */
 #define SLUICE_KNOWN_BITS_PER_ENTRY	4
 #define SLUICE_KNOWN_WORD_BITS		64
@@ -76,9 +83,16 @@ static inline __u32 sluice_known_bits(__u32 table_entries)
 	return bits > (1ULL << 31) ? 1U << 31 : (__u32)bits;
 }
 
+/* The words of one half. */
 static inline __u32 sluice_known_words(__u32 table_entries)
 {
 	return sluice_known_bits(table_entries) / SLUICE_KNOWN_WORD_BITS;
+}
+
+/* Entries of map sluice_seen: both halves. */
+static inline __u32 sluice_seen_words(__u32 table_entries)
+{
+	return 2 * sluice_known_words(table_entries);
 }
 
 /* The probation table (map sluice_probation) holds sources seen once, and is

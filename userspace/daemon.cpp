@@ -62,12 +62,15 @@ void updateStats(const std::function<void(DaemonStats&)>& change)
     change(stats);
 }
 
-// "41.2% of 4194304 bits set"
+// "41.2% and 3.1% of 4194304 bits set": the per-source table's filter and
+// the probation table's.
 std::string filterFill(const KnownFilterState& f)
 {
-    char share[32];
-    std::snprintf(share, sizeof share, "%.1f%%", f.bits ? 100.0 * double(f.set) / double(f.bits) : 0.0);
-    return std::string(share) + " of " + std::to_string(f.bits) + " bits set" + (f.on ? "" : ", off");
+    char text[96];
+    const double bits = f.bits ? double(f.bits) : 1.0;
+    std::snprintf(text, sizeof text, "%.1f%% and %.1f%% of %llu bits set", 100.0 * double(f.set) / bits,
+                  100.0 * double(f.probationSet) / bits, (unsigned long long)f.bits);
+    return std::string(text) + (f.on ? "" : ", off");
 }
 
 // One write(2) per line, so lines never interleave with another thread's.
@@ -514,10 +517,10 @@ public:
                 dp.refreshKnownFilter();
                 const auto after = dp.knownFilter();
                 updateStats([](DaemonStats& s) { s.sourceFilterRebuilds++; });
-                logLine("source filter of " + iface + " rebuilt from its table: " + filterFill(*before) +
+                logLine("source filters of " + iface + " rebuilt from their tables: " + filterFill(*before) +
                         " -> " + (after ? filterFill(*after) : std::string("gone")));
             } catch (const std::exception& e) {
-                logLine("source filter of " + iface + ": " + e.what());
+                logLine("source filters of " + iface + ": " + e.what());
             }
         }
     }

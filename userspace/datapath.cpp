@@ -473,11 +473,21 @@ struct Datapath::Impl {
 
 namespace {
 
-// The presence filter's words, mapped.
+// The presence filters' words (map sluice_seen), mapped: the per-source
+// table's half, then the probation table's.
 struct KnownFilterWords {
     Mapping mapping;
     uint64_t* words = nullptr;
-    uint32_t count = 0;  // sluice_known_bits() / 64: a power of two
+    uint32_t half = 0;  // words per half: sluice_known_words(), a power of two
+
+    uint32_t mask() const { return half * SLUICE_KNOWN_WORD_BITS - 1; }
+    uint64_t setBits(uint32_t from) const
+    {
+        uint64_t n = 0;
+        for (uint32_t i = from; i < from + half; i++)
+            n += std::popcount(std::atomic_ref<uint64_t>(words[i]).load(std::memory_order_relaxed));
+        return n;
+    }
 };
 
 KnownFilterWords mapKnownFilter(int filterFd)
@@ -485,9 +495,12 @@ KnownFilterWords mapKnownFilter(int filterFd)
     bpf_map_info info{};
     uint32_t len = sizeof(info);
     if (int err = bpf_obj_get_info_by_fd(filterFd, &info, &len))
-        throwSys("cannot read the size of the source table's filter", err);
+        throwSys("cannot read the size of the source filters", err);
+    if (info.max_entries < 2 || !std::has_single_bit(info.max_entries))
+        throwRuntime("the source filters have " + std::to_string(info.max_entries) +
+                     " words, not two halves of a power of two: loaded by another sluice version");
     KnownFilterWords f{Mapping(filterFd, pageAligned(size_t(info.max_entries) * sizeof(uint64_t))), nullptr,
-                       info.max_entries};
+                       info.max_entries / 2};
     f.words = f.mapping.as<uint64_t>();
     return f;
 }
@@ -496,50 +509,101 @@ void setKnownFilterOn(int onFd, bool on)
 {
     const uint32_t zero = 0, value = on ? 1 : 0;
     if (int err = bpf_map_update_elem(onFd, &zero, &value, BPF_ANY))
-        throwSys(std::string("cannot turn the source table's filter ") + (on ? "on" : "off"), err);
+        throwSys(std::string("cannot turn the source filters ") + (on ? "on" : "off"), err);
 }
 
 // Datapath::refreshKnownFilter, also for a Datapath still being made.
 // `fresh`: the filter was just created, empty and off, so nothing needs
-// clearing (a load).
-void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh)
+// clearing (a load). `locked`: the caller holds the InstallLock.
+void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh, bool locked = false)
 {
-    const int filterFd = impl.mapFd("sluice_known");
+    const int filterFd = impl.mapFd("sluice_seen");
     const int onFd = impl.mapFd("sluice_known_on");
     if (filterFd < 0 || onFd < 0)
-        throwRuntime("this sluice program has no source filter (loaded by another sluice version)");
+        throwRuntime("this sluice program has no source filters (loaded by another sluice version)");
     // Two rebuilds at once (`sluice reset --all` while `sluice run`
     // rebuilds) could turn the filter on while the other has just cleared
     // it: the table's sources would be taken for new ones. A fresh filter
     // is its loader's alone.
     std::optional<InstallLock> turn;
-    if (!fresh)
+    if (!fresh && !locked)
         turn.emplace(impl.pins);
     KnownFilterWords filter = mapKnownFilter(filterFd);
     uint64_t* words = filter.words;
-    const uint32_t mask = filter.count * SLUICE_KNOWN_WORD_BITS - 1;
+    const uint32_t mask = filter.mask();
     if (!fresh) {
         setKnownFilterOn(onFd, false);
         // No packet still skips a lookup on a bit about to be cleared.
         waitForReaders();
-        for (uint32_t i = 0; i < filter.count; i++)
+        for (uint32_t i = 0; i < 2 * filter.half; i++)
             std::atomic_ref<uint64_t>(words[i]).store(0);
-        // A promotion that set its bit before it was cleared has inserted
-        // its source by now: the walk below finds it. Later ones set their
-        // bits themselves.
+        // An insert that set its bit before it was cleared has inserted its
+        // source by now: the walks below find it. Later ones set their bits
+        // themselves.
         waitForReaders();
     }
     // The program sets bits too while this runs (it may be attached):
     // atomic ORs on both sides lose none.
-    forEachBatch<sluice_source_key, sluice_source_state>(
-        impl.mapFd("sluice_sources"), "the source table",
-        [&](const sluice_source_key* keys, const sluice_source_state*, uint32_t n) {
-            for (uint32_t i = 0; i < n; i++) {
-                const uint32_t h = source_fold_hash(&keys[i]);
-                std::atomic_ref<uint64_t>(words[known_word(h, mask)]).fetch_or(known_bit(h));
-            }
-        });
+    auto fill = [&](const char* map, const char* what, uint32_t (*word)(uint32_t, uint32_t)) {
+        forEachBatch<sluice_source_key, sluice_source_state>(
+            impl.mapFd(map), what, [&](const sluice_source_key* keys, const sluice_source_state*, uint32_t n) {
+                for (uint32_t i = 0; i < n; i++) {
+                    const uint32_t h = source_fold_hash(&keys[i]);
+                    std::atomic_ref<uint64_t>(words[word(h, mask)]).fetch_or(known_bit(h));
+                }
+            });
+    };
+    fill("sluice_sources", "the source table", known_word);
+    fill("sluice_probation", "the probation table", probation_word);
     setKnownFilterOn(onFd, true);
+}
+
+bool hasKnownFilter(const Datapath::Impl& impl)
+{
+    return impl.mapFd("sluice_seen") >= 0 && impl.mapFd("sluice_known_on") >= 0;
+}
+
+// Does generation `to` give a new_sources budget to a policy that had none
+// in generation `from` and keeps its state tag? Only a policy with a budget
+// consults the probation table's filter, and the probation entries made
+// without one have no bits there (sluice.bpf.c, admit_source).
+bool gainsBudget(const Datapath::Impl& impl, uint32_t from, uint32_t to)
+{
+    std::set<uint32_t> without;
+    for (uint32_t slot = 0; slot < SLUICE_MAX_POLICIES; slot++) {
+        const sluice_policy& p = impl.policy(from, slot);
+        if (p.name[0] && !p.new_sources.interval_ns)
+            without.insert(p.state_tag);
+    }
+    for (uint32_t slot = 0; slot < SLUICE_MAX_POLICIES; slot++) {
+        const sluice_policy& p = impl.policy(to, slot);
+        if (p.name[0] && p.new_sources.interval_ns && without.contains(p.state_tag))
+            return true;
+    }
+    return false;
+}
+
+// A flip from generation `from` to `to` under the InstallLock. When it gives
+// a policy a budget, the filters are off from before the flip until a
+// rebuild after it has put in the bits of the probation entries made without
+// one. A failed rebuild leaves them off, which only costs speed (`sluice run`
+// rebuilds filters it finds off), not the flip.
+void flipGeneration(Datapath::Impl& impl, uint32_t from, uint32_t to)
+{
+    const bool refill = hasKnownFilter(impl) && gainsBudget(impl, from, to);
+    if (refill) {
+        setKnownFilterOn(impl.mapFd("sluice_known_on"), false);
+        waitForReaders();
+    }
+    // The flip: one aligned 32-bit store, after everything before it is visible.
+    __atomic_store_n(&impl.cfg()->active_gen, to, __ATOMIC_RELEASE);
+    impl.bumpCacheEpoch();
+    if (refill) {
+        try {
+            rebuildKnownFilter(impl, false, true);
+        } catch (const std::exception&) {
+        }
+    }
 }
 
 // A Datapath opened from pins: the maps of its program that are not pinned
@@ -571,7 +635,7 @@ void adoptUnpinnedMaps(Datapath::Impl& impl)
         if (bpf_obj_get_info_by_fd(fd.get(), &map, &mlen))
             continue;
         const std::string_view name = map.name;
-        if (name == "sluice_known" || name == "sluice_known_on")
+        if (name == "sluice_seen" || name == "sluice_known_on")
             impl.pinnedMaps.emplace(std::string(name), std::move(fd));
     }
 }
@@ -695,9 +759,9 @@ SkelPtr openSkeleton(const char* pinRoot, uint32_t maxSources)
         throwSys("cannot size the fleet source table", err);
     // The presence filter is sized from the table's real size, slack too:
     // the program masks its hash with the same figure.
-    err = bpf_map__set_max_entries(skel->maps.sluice_known, sluice_known_words(static_cast<uint32_t>(entries)));
+    err = bpf_map__set_max_entries(skel->maps.sluice_seen, sluice_seen_words(static_cast<uint32_t>(entries)));
     if (err)
-        throwSys("cannot size the source table's filter", err);
+        throwSys("cannot size the source filters", err);
     skel->rodata->sluice_known_mask = sluice_known_bits(static_cast<uint32_t>(entries)) - 1;
     err = bpf_map__set_max_entries(skel->maps.sluice_probation, sluice_probation_entries(maxSources));
     if (err)
@@ -1087,9 +1151,7 @@ void Datapath::install(const Ruleset& input)
     sluice_config* cfg = impl_->cfg();
     cfg->gen[next].flags = compiled.flags;
     cfg->gen[next].policies = static_cast<uint32_t>(compiled.policies.size());
-    // The flip: one aligned 32-bit store, after everything above is visible.
-    __atomic_store_n(&cfg->active_gen, next, __ATOMIC_RELEASE);
-    impl_->bumpCacheEpoch();
+    flipGeneration(*impl_, active, next);
     impl_->undoEpoch = __atomic_load_n(&cfg->cache_epoch, __ATOMIC_SEQ_CST);
 }
 
@@ -1104,8 +1166,8 @@ void Datapath::undoInstall()
         throwRuntime("cannot undo the last install on " + impl_->iface + ": the rules changed since");
     // No wait for readers: nothing writes the generation flipped to, and
     // packets still reading the other one find it as they left it.
-    __atomic_store_n(&cfg->active_gen, impl_->activeGen() ^ 1, __ATOMIC_RELEASE);
-    impl_->bumpCacheEpoch();
+    const uint32_t active = impl_->activeGen();
+    flipGeneration(*impl_, active, active ^ 1);
 }
 
 Ruleset Datapath::installed() const
@@ -1359,7 +1421,7 @@ ResetCount Datapath::resetAll()
         bpf_map_update_elem(impl_->mapFd("sluice_admit_fp"), &slot, &empty, BPF_ANY);
     impl_->bumpCacheEpoch();
     // The table is (about) empty: so is its filter again.
-    if (impl_->mapFd("sluice_known") >= 0 && impl_->mapFd("sluice_known_on") >= 0)
+    if (hasKnownFilter(*impl_))
         rebuildKnownFilter(*impl_, false);
     return removed;
 }
@@ -1386,19 +1448,19 @@ void Datapath::refreshKnownFilter()
 
 std::optional<KnownFilterState> Datapath::knownFilter() const
 {
-    const int filterFd = impl_->mapFd("sluice_known");
+    const int filterFd = impl_->mapFd("sluice_seen");
     const int onFd = impl_->mapFd("sluice_known_on");
     if (filterFd < 0 || onFd < 0)
         return std::nullopt;
     const KnownFilterWords filter = mapKnownFilter(filterFd);
     KnownFilterState state;
-    state.bits = uint64_t(filter.count) * SLUICE_KNOWN_WORD_BITS;
-    for (uint32_t i = 0; i < filter.count; i++)
-        state.set += std::popcount(std::atomic_ref<uint64_t>(filter.words[i]).load(std::memory_order_relaxed));
+    state.bits = uint64_t(filter.half) * SLUICE_KNOWN_WORD_BITS;
+    state.set = filter.setBits(0);
+    state.probationSet = filter.setBits(filter.half);
     const uint32_t zero = 0;
     uint32_t on = 0;
     if (int err = bpf_map_lookup_elem(onFd, &zero, &on))
-        throwSys("cannot read whether the source table's filter is on", err);
+        throwSys("cannot read whether the source filters are on", err);
     state.on = on != 0;
     return state;
 }

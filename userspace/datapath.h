@@ -5,6 +5,7 @@
 // with what failed and what to do.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -87,21 +88,26 @@ struct DetachResult {
 
 // What a reset removed: bucket states (probation entries among them)
 // forgotten, bans lifted.
-// The presence filter of the per-source table (bpf/lib/known.h).
+// The presence filters of the per-source table and of the probation table
+// (map sluice_seen, bpf/lib/known.h).
 struct KnownFilterState {
-    uint64_t bits = 0;  // its size
-    uint64_t set = 0;   // a source never promoted whose bit is set pays the table's lookup
-    bool on = false;    // filled, and used by the program
+    uint64_t bits = 0;          // the size of each
+    uint64_t set = 0;           // a source never promoted whose bit is set pays the table's lookup
+    uint64_t probationSet = 0;  // one never on probation whose bit is set pays the probation lookup
+    bool on = false;            // filled, and used by the program
 
     // Worth a rebuild (Datapath::refreshKnownFilter): off, which a rebuild
-    // that failed half-way leaves it, or so full of the bits of sources that
-    // have left the table (bits are never cleared as they leave) that a new
-    // source pays the table's lookup kRebuildPercent times in a hundred. The
-    // table's own sources set at most 1 - e^(-1/4) = 22% of the bits
-    // (SLUICE_KNOWN_BITS_PER_ENTRY bits per entry), so it is never due
-    // right after a rebuild.
+    // that failed half-way leaves them, or one so full of the bits of
+    // sources that have left its table (bits are never cleared as they
+    // leave) that a new source pays that table's lookup kRebuildPercent
+    // times in a hundred. The table's own sources set at most 1 - e^(-1/4)
+    // = 22% of its filter (SLUICE_KNOWN_BITS_PER_ENTRY bits per entry), the
+    // probation table's 3%, so neither is due right after a rebuild.
     static constexpr uint64_t kRebuildPercent = 40;
-    bool wantsRebuild() const { return bits > 0 && (!on || set * 100 >= bits * kRebuildPercent); }
+    bool wantsRebuild() const
+    {
+        return bits > 0 && (!on || std::max(set, probationSet) * 100 >= bits * kRebuildPercent);
+    }
 };
 
 struct ResetCount {
@@ -172,15 +178,15 @@ public:
     ResetCount resetAll();
     size_t trackedSources() const;
     uint32_t sourceCapacity() const;  // max_sources
-    // The per-source table's presence filter (map sluice_known,
-    // bpf/lib/known.h); nullopt when the program has none (another sluice
-    // version, or no program pinned).
+    // The presence filters of the per-source and probation tables (map
+    // sluice_seen, bpf/lib/known.h); nullopt when the program has none
+    // (another sluice version, or no program pinned).
     std::optional<KnownFilterState> knownFilter() const;
-    // Rebuilds the presence filter from the table, clearing the bits of
-    // sources no longer there. Every load fills it; resetAll rebuilds it;
-    // `sluice run` rebuilds it when it wantsRebuild(). Meanwhile the program
-    // looks every source up. Rebuilds of one pinned filter take turns.
-    // Throws when the program has no filter.
+    // Rebuilds the presence filters from the tables, clearing the bits of
+    // sources no longer there. Every load fills them; resetAll rebuilds
+    // them; `sluice run` rebuilds them when they wantsRebuild(). Meanwhile
+    // the program looks every source up. Rebuilds of one pinned data path
+    // take turns. Throws when the program has no filters.
     void refreshKnownFilter();
     // Sources banned now (entries of the ban map not yet expired), and the
     // bans it holds (SLUICE_MAX_BANS).

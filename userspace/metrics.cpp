@@ -199,6 +199,12 @@ std::string renderMetrics(const MetricsSnapshot& s)
           "a rebuild (`sluice run` at 40% set, `sluice reset --all`, an attach); the share set is the "
           "share of spoofed sources that still pay the table's lookup.",
           &InterfaceMetrics::sourceFilterBitsSet);
+    gauge("sluice_probation_filter_bits_set",
+          "Bits set in the probation table's presence filter (as many bits as the per-source table's), "
+          "which only policies with new_sources use: sources they gave a probation entry, gone ones too "
+          "until a rebuild; the share set is the share of spoofed sources that still pay the probation "
+          "table's lookup.",
+          &InterfaceMetrics::probationFilterBitsSet);
 
     e.family("sluice_config_reloads_total", "counter",
              "Config reloads by `sluice run` (SIGHUP or file change), by result.");
@@ -206,8 +212,8 @@ std::string renderMetrics(const MetricsSnapshot& s)
     e.sample("sluice_config_reloads_total", {{"result", "failure"}}, integer(s.reloadsFailed));
 
     e.family("sluice_source_filter_rebuilds_total", "counter",
-             "Rebuilds by `sluice run` of a source filter that was off or 40% set: the bits of sources "
-             "that left the table are cleared.");
+             "Rebuilds by `sluice run` of the source filters when they were off or one was 40% set: the "
+             "bits of sources that left their table are cleared.");
     e.sample("sluice_source_filter_rebuilds_total", {}, integer(s.sourceFilterRebuilds));
 
     e.family("sluice_responder_up", "gauge",
@@ -333,6 +339,7 @@ void collectInterface(const std::string& iface, MetricsSnapshot& snapshot)
         if (auto f = dp.knownFilter()) {
             m.sourceFilterBits = f->bits;
             m.sourceFilterBitsSet = f->set;
+            m.probationFilterBitsSet = f->probationSet;
         }
         m.prog = progStats(dp.progFd());
         // Under libxdp's dispatcher sluice runs as an extension (freplace)

@@ -37,6 +37,7 @@ struct InterfaceMetrics {
     std::optional<uint64_t> banCapacity;
     std::optional<uint64_t> sourceFilterBits;     // the per-source table's presence filter
     std::optional<uint64_t> sourceFilterBitsSet;
+    std::optional<uint64_t> probationFilterBitsSet;  // the probation table's, as many bits
     std::optional<ProgStats> prog;
 };
 

@@ -364,15 +364,16 @@ void bytesPerSource(uint32_t maxSources)
 {
     const uint32_t entries = maxSources + Datapath::lruSlack();
     Datapath dp = Datapath::loadUnattached(maxSources);
-    // The table's presence filter (bpf/lib/known.h) grows with it too.
-    const MapInfo filter = mapInfo(std::to_string(dp.mapFd("sluice_known")));
+    // The presence filters (bpf/lib/known.h) grow with it too: its own and
+    // the probation table's, sized alike.
+    const MapInfo filter = mapInfo(std::to_string(dp.mapFd("sluice_seen")));
     for (const auto& m : ownMaps()) {
         if (m.type != BPF_MAP_TYPE_LRU_HASH || m.maxEntries != entries)
             continue;
         char detail[240];
         std::snprintf(detail, sizeof detail,
                       "per-source LRU: key %u B, value %u B, max_entries %u (max_sources %u), memlock %.1f MiB; "
-                      "its filter %.2f MiB",
+                      "its and the probation table's filters %.2f MiB",
                       m.keySize, m.valueSize, m.maxEntries, maxSources, double(m.memlock) / (1 << 20),
                       double(filter.memlock) / (1 << 20));
         g_rows.push_back({"bytes per tracked source", detail, 0,

@@ -1184,12 +1184,15 @@ TEST_F(CliNet, StatsTopInspectReset) {
     ASSERT_TRUE(filter.is_object()) << filter.dump();
     EXPECT_GE(filter.value("set", 0), 1) << filter.dump();
     EXPECT_LE(filter.value("set", 0), 2) << filter.dump();
+    EXPECT_EQ(filter.value("probation_set", -1), 0) << "no new_sources: the probation filter is unused\n"
+                                                    << filter.dump();
     r = sluice({"reset", iface_, "--all"});
     EXPECT_EQ(r.status, 0) << r;
     EXPECT_TRUE(contains(r.out, "forgot 2 bucket states, lifted 0 bans")) << r;
     EXPECT_EQ(sluiceJson({"status", iface_, "--json"})[0].value("tracked_sources", -1), 0);
     filter = sluiceJson({"status", iface_, "--json"})[0]["source_filter"];
     EXPECT_EQ(filter.value("set", -1), 0) << filter.dump();
+    EXPECT_EQ(filter.value("probation_set", -1), 0) << filter.dump();
     EXPECT_TRUE(filter.value("on", false)) << filter.dump();
     EXPECT_TRUE(topSources(sluiceJson({"top", iface_, "--json"}), iface_).empty());
     r = sluice({"top", iface_});

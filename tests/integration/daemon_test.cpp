@@ -632,8 +632,8 @@ TEST_F(DaemonTest, RebuildsASourceFilterFilledBySourcesThatLeft) {
     ASSERT_EQ(f->set, 1u) << "A's bit";
 
     // What sources promoted and evicted since would leave: half the words
-    // full of stale bits.
-    const int fd = dp.mapFd("sluice_known");
+    // of the table's filter full of stale bits.
+    const int fd = dp.mapFd("sluice_seen");
     ASSERT_GE(fd, 0);
     const uint32_t words = uint32_t(f->bits / 64);
     const uint64_t full = ~0ULL;
@@ -644,12 +644,14 @@ TEST_F(DaemonTest, RebuildsASourceFilterFilledBySourcesThatLeft) {
     ASSERT_TRUE(f->wantsRebuild()) << f->set << " of " << f->bits;
 
     const size_t from = mark();
-    ASSERT_TRUE(waitLog("source filter of " + iface_ + " rebuilt from its table: 50.0%", from, Millis(15000)))
+    ASSERT_TRUE(waitLog("source filters of " + iface_ + " rebuilt from their tables: 50.0% and 0.0%", from,
+                        Millis(15000)))
         << log();
     f = dp.knownFilter();
     ASSERT_TRUE(f);
     EXPECT_TRUE(f->on);
     EXPECT_EQ(f->set, 1u) << "only A's bit is left";
+    EXPECT_EQ(f->probationSet, 0u) << "A is not on probation any more";
     EXPECT_EQ(send(a_, kPort, 10), 7) << "A is still found in the table, its bucket as it was";
     EXPECT_EQ(send(b_, kPort, 12), 10);
     ASSERT_TRUE(stop());

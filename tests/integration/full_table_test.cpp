@@ -162,6 +162,7 @@ TEST(FullTable, EstablishedSourcesStayLimitedAllowListedAndBannedOnesAreUnaffect
     EXPECT_TRUE(filter.at("on").get<bool>()) << status.out;
     EXPECT_EQ(filter.at("bits").get<uint64_t>(), sluice_known_bits(kMaxSources + sluice::Datapath::lruSlack()));
     EXPECT_GE(filter.at("set").get<uint64_t>(), uint64_t(kMaxSources) / 2) << status.out;
+    EXPECT_EQ(filter.at("probation_set").get<uint64_t>(), 0u) << "no new_sources: the probation filter is unused";
     const double m = sample(metrics, "sluice_sources_tracked{interface=\"" + iface + "\"}");
     EXPECT_GE(m, kMaxSources / 2) << metrics;
     EXPECT_EQ(sample(metrics, "sluice_sources_capacity{interface=\"" + iface + "\"}"), kMaxSources) << metrics;

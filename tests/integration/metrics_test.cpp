@@ -223,6 +223,9 @@ TEST_F(MetricsTest, ServesCountersInPrometheusFormat) {
               sluice_known_bits(4096 + Datapath::lruSlack())) << body;
     EXPECT_GE(m["sluice_source_filter_bits_set{interface=\"" + iface_ + "\"}"], 1) << body;
     EXPECT_LE(m["sluice_source_filter_bits_set{interface=\"" + iface_ + "\"}"], 2) << body;
+    // Both were on probation first, under a policy without new_sources,
+    // which neither consults nor marks the probation table's filter.
+    EXPECT_EQ(m["sluice_probation_filter_bits_set{interface=\"" + iface_ + "\"}"], 0) << body;
     EXPECT_EQ(m["sluice_xdp_attached{interface=\"" + iface_ + "\",mode=\"native\"}"], 1) << body;
     EXPECT_EQ(m["sluice_config_reloads_total{result=\"success\"}"], 0);
     EXPECT_EQ(m["sluice_config_reloads_total{result=\"failure\"}"], 0);

@@ -95,6 +95,13 @@ TEST(KnownFilter, DueForARebuildOnlyOnceSourcesThatLeftFillIt)
         // most of them gone from the table since.
         const KnownFilterState churned = filled(entries, uint32_t(full.bits), rng);
         EXPECT_TRUE(churned.wantsRebuild()) << churned.set << " of " << churned.bits;
+        // The probation table's filter, as large, fills at the rate sources
+        // are put on probation: that alone makes both due.
+        KnownFilterState probation = full;
+        probation.probationSet = churned.set;
+        EXPECT_TRUE(probation.wantsRebuild());
+        probation.probationSet = filled(entries, sluice_probation_entries(entries), rng).set;
+        EXPECT_FALSE(probation.wantsRebuild()) << "a full probation table: " << probation.probationSet;
         KnownFilterState off = full;
         off.on = false;
         EXPECT_TRUE(off.wantsRebuild()) << "a rebuild that failed half-way left it off";

@@ -42,6 +42,7 @@ MetricsSnapshot sample()
     i.banCapacity = 65536;
     i.sourceFilterBits = 1u << 22;
     i.sourceFilterBitsSet = 1234;
+    i.probationFilterBitsSet = 567;
     i.prog = ProgStats{1500000123, 20, 0};
     s.interfaces.push_back(i);
     return s;
@@ -108,6 +109,7 @@ TEST(Metrics, RendersValidExposition)
     EXPECT_EQ(p.samples["sluice_bans_capacity{interface=\"eth0\"}"], "65536");
     EXPECT_EQ(p.samples["sluice_source_filter_bits{interface=\"eth0\"}"], "4194304");
     EXPECT_EQ(p.samples["sluice_source_filter_bits_set{interface=\"eth0\"}"], "1234");
+    EXPECT_EQ(p.samples["sluice_probation_filter_bits_set{interface=\"eth0\"}"], "567");
     EXPECT_EQ(p.samples["sluice_config_reloads_total{result=\"success\"}"], "4");
     EXPECT_EQ(p.samples["sluice_config_reloads_total{result=\"failure\"}"], "1");
     EXPECT_EQ(p.samples["sluice_source_filter_rebuilds_total"], "2");

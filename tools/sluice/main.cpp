@@ -115,7 +115,7 @@ void statusCmd(const std::string& iface, bool json)
         // How many never-promoted sources still pay the table's lookup.
         Json filter = nullptr;
         if (auto f = dp.knownFilter())
-            filter = Json{{"bits", f->bits}, {"set", f->set}, {"on", f->on}};
+            filter = Json{{"bits", f->bits}, {"set", f->set}, {"probation_set", f->probationSet}, {"on", f->on}};
         bool responder = dp.responderRunning();
         auto installed = dp.installed().policies;
         bool respond = std::any_of(installed.begin(), installed.end(),
