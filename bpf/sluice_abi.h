@@ -59,13 +59,13 @@ static inline __u32 sluice_lru_slack(__u32 possible_cpus)
  * of its smaller table). A clear bit says the source was never put into
  * that table, and a spoofed source's packet skips the table's hash-chain
  * walk, a cache miss in a bucket array of 16 B per entry. 2 x 0.5 B per
- * entry of sluice_sources. The program
- * never clears a bit (a source evicted, reset or promoted out of probation
- * keeps it: a set bit only costs the lookup), so the share of set bits
- * grows with every source ever put there: about 22% of the first half with
- * as many sources as the table holds, 63% with four times that. Every load
- * fills both from the tables, and `sluice reset --all` and `sluice run`
- * rebuild them (Datapath::refreshKnownFilter).
+ * entry of sluice_sources. The program never clears a bit (a source
+ * evicted, reset or promoted out of probation keeps it: a set bit only
+ * costs the lookup), so the share of set bits grows with every source ever
+ * put there: about 22% of the first half with as many sources as the table
+ * holds, 63% with four times that. Every load fills both from the tables,
+ * and `sluice reset --all` and `sluice run` rebuild them
+ * (Datapath::refreshKnownFilter).
  */
 #define SLUICE_KNOWN_BITS_PER_ENTRY	4
 #define SLUICE_KNOWN_WORD_BITS		64

@@ -44,10 +44,10 @@ using Clock = std::chrono::steady_clock;
 // Editors and config tools touch the file several times per save (create,
 // write, rename): reload once they have been quiet this long.
 constexpr auto kSettle = std::chrono::milliseconds(200);
-// How often the source table's presence filter is looked at, and the least
-// time between two rebuilds of one interface's filter: a rebuild walks the
-// whole table while every source pays the table's lookup, so a table that
-// churns is rebuilt at most this often.
+// How often the presence filters of the source and probation tables are
+// looked at, and the least time between two rebuilds of one interface's: a
+// rebuild walks both tables while every source pays their lookups, so
+// filters that churn are rebuilt at most this often.
 constexpr auto kFilterCheck = std::chrono::seconds(10);
 constexpr auto kFilterRebuildGap = std::chrono::seconds(60);
 
@@ -497,11 +497,11 @@ public:
         managed_.clear();
     }
 
-    // Bits of the presence filter are not cleared as sources leave the
-    // table, so in a table that churns the filter fills up and spoofed
-    // sources pay the table's lookup again: rebuild it when it is due
+    // Bits of the presence filters are not cleared as sources leave their
+    // table, so where a table churns its filter fills up and spoofed
+    // sources pay the lookup again: rebuild them when they are due
     // (KnownFilterState::wantsRebuild). A failure only costs speed: the
-    // filter is off until the next rebuild, and every source is looked up.
+    // filters are off until the next rebuild, and every source is looked up.
     void tendSourceFilters()
     {
         const auto now = Clock::now();

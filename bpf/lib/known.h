@@ -2,10 +2,9 @@
 /*
  * Presence filters of the per-source table and of the probation table (map
  * sluice_seen, sluice_abi.h), one half each; the second only for policies
- * with a new_sources budget. A source's bit in a half is set
- * before the source is first inserted into that table; a clear bit
- * therefore proves the source is not there, and its packet skips the
- * table's lookup. The bit comes from the source's source_fold_hash()
+ * with a new_sources budget. A source's bit in a half is set before the
+ * source is first inserted into that table; a clear bit therefore proves
+ * the source is not there, and its packet skips the table's lookup. The bit comes from the source's source_fold_hash()
  * (lib/admit.h), cheap enough for every packet; both halves use the same
  * bit, the second half's words after the first's.
  *
