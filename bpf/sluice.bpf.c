@@ -313,17 +313,23 @@ static __always_inline int new_source_allowed(const struct sluice_policy *p,
 	return gcra_take(tat, &p->new_sources, now) != 0;
 }
 
-/* Could a source whose bit is `bit` of word w of sluice_seen be in the
- * table of that half? Yes unless the filters are on and the bit is clear.
- * Fails towards the lookup: a missing word or filters not yet filled
- * answer yes. */
-static __always_inline int maybe_seen(__u32 w, __u64 bit)
+/* Are the filters filled and in use? Read once per packet. Fails towards
+ * the lookups: a missing flag answers no. */
+static __always_inline int filters_on(void)
 {
-	__u32 zero = 0, *on;
+	__u32 zero = 0, *on = bpf_map_lookup_elem(&sluice_known_on, &zero);
+
+	return on && *on;
+}
+
+/* Could a source whose bit is `bit` of word w of sluice_seen be in the
+ * table of that half? Yes unless the filters are `on` and the bit is
+ * clear. Fails towards the lookup: a missing word answers yes. */
+static __always_inline int maybe_seen(int on, __u32 w, __u64 bit)
+{
 	__u64 *word;
 
-	on = bpf_map_lookup_elem(&sluice_known_on, &zero);
-	if (!on || !*on)
+	if (!on)
 		return 1;
 	word = bpf_map_lookup_elem(&sluice_seen, &w);
 	return !word || (*word & bit);
@@ -348,9 +354,9 @@ static __always_inline void mark_seen(__u32 w, __u64 bit)
 		__sync_fetch_and_or(word, bit);
 }
 
-static __always_inline int maybe_known(__u32 h)
+static __always_inline int maybe_known(int on, __u32 h)
 {
-	return maybe_seen(known_word(h, sluice_known_mask), known_bit(h));
+	return maybe_seen(on, known_word(h, sluice_known_mask), known_bit(h));
 }
 
 static __always_inline void mark_known(__u32 h)
@@ -358,9 +364,9 @@ static __always_inline void mark_known(__u32 h)
 	mark_seen(known_word(h, sluice_known_mask), known_bit(h));
 }
 
-static __always_inline int maybe_on_probation(__u32 h)
+static __always_inline int maybe_on_probation(int on, __u32 h)
 {
-	return maybe_seen(probation_word(h, sluice_known_mask), known_bit(h));
+	return maybe_seen(on, probation_word(h, sluice_known_mask), known_bit(h));
 }
 
 static __always_inline void mark_on_probation(__u32 h)
@@ -391,7 +397,7 @@ static __always_inline void mark_on_probation(__u32 h)
  * CPUs promoting at once: NOEXIST again, both use the winner's copy.
  */
 static __always_inline struct sluice_source_state *
-admit_source(const struct sluice_source_key *key, __u32 h,
+admit_source(const struct sluice_source_key *key, __u32 h, int on,
 	     const struct sluice_policy *p, __u64 now, int *found)
 {
 	struct sluice_source_state init = {}, *st, *promoted, *mem;
@@ -406,7 +412,7 @@ admit_source(const struct sluice_source_key *key, __u32 h,
 	__u32 slot, *fp;
 
 	/* A spoofed source skips this lookup on a clear bit. */
-	st = !budget || maybe_on_probation(h) ? bpf_map_lookup_elem(&sluice_probation, key) : NULL;
+	st = !budget || maybe_on_probation(on, h) ? bpf_map_lookup_elem(&sluice_probation, key) : NULL;
 	if (st) {
 		mark_known(h);
 		bpf_map_update_elem(&sluice_sources, key, st, BPF_NOEXIST);
@@ -473,14 +479,15 @@ source_state(const struct sluice_source_key *key,
 {
 	struct sluice_source_state *st;
 	__u32 h = source_fold_hash(key);
+	int on = filters_on();
 
 	*found = SOURCE_KNOWN;
-	if (maybe_known(h)) {
+	if (maybe_known(on, h)) {
 		st = bpf_map_lookup_elem(&sluice_sources, key);
 		if (st)
 			return st;
 	}
-	return admit_source(key, h, p, now, found);
+	return admit_source(key, h, on, p, now, found);
 }
 
 /* Fleet scope: the sync wrote an over-until for this source. An expired

@@ -512,15 +512,20 @@ void setKnownFilterOn(int onFd, bool on)
         throwSys(std::string("cannot turn the source filters ") + (on ? "on" : "off"), err);
 }
 
+bool hasKnownFilter(const Datapath::Impl& impl)
+{
+    return impl.mapFd("sluice_seen") >= 0 && impl.mapFd("sluice_known_on") >= 0;
+}
+
 // Datapath::refreshKnownFilter, also for a Datapath still being made.
 // `fresh`: the filter was just created, empty and off, so nothing needs
 // clearing (a load). `locked`: the caller holds the InstallLock.
 void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh, bool locked = false)
 {
+    if (!hasKnownFilter(impl))
+        throwRuntime("this sluice program has no source filters (loaded by another sluice version)");
     const int filterFd = impl.mapFd("sluice_seen");
     const int onFd = impl.mapFd("sluice_known_on");
-    if (filterFd < 0 || onFd < 0)
-        throwRuntime("this sluice program has no source filters (loaded by another sluice version)");
     // Two rebuilds at once (`sluice reset --all` while `sluice run`
     // rebuilds) could turn the filter on while the other has just cleared
     // it: the table's sources would be taken for new ones. A fresh filter
@@ -556,11 +561,6 @@ void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh, bool locked = fa
     fill("sluice_sources", "the source table", known_word);
     fill("sluice_probation", "the probation table", probation_word);
     setKnownFilterOn(onFd, true);
-}
-
-bool hasKnownFilter(const Datapath::Impl& impl)
-{
-    return impl.mapFd("sluice_seen") >= 0 && impl.mapFd("sluice_known_on") >= 0;
 }
 
 // Does generation `to` give a new_sources budget to a policy that had none
@@ -1448,11 +1448,10 @@ void Datapath::refreshKnownFilter()
 
 std::optional<KnownFilterState> Datapath::knownFilter() const
 {
-    const int filterFd = impl_->mapFd("sluice_seen");
-    const int onFd = impl_->mapFd("sluice_known_on");
-    if (filterFd < 0 || onFd < 0)
+    if (!hasKnownFilter(*impl_))
         return std::nullopt;
-    const KnownFilterWords filter = mapKnownFilter(filterFd);
+    const int onFd = impl_->mapFd("sluice_known_on");
+    const KnownFilterWords filter = mapKnownFilter(impl_->mapFd("sluice_seen"));
     KnownFilterState state;
     state.bits = uint64_t(filter.half) * SLUICE_KNOWN_WORD_BITS;
     state.set = filter.setBits(0);
