@@ -104,7 +104,9 @@ struct {
 	__type(value, __u32);
 } sluice_known_on SEC(".maps");
 
-/* Probation memory (lib/admit.h): a fingerprint and a state per slot. */
+/* Probation memory (lib/admit.h): a fingerprint, a state and the source's
+ * fold hash per slot. The fold hash lets a rebuild of the presence filters
+ * (datapath.cpp) set the probation bit of each remembered source. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SLUICE_ADMIT_SLOTS);
@@ -120,6 +122,14 @@ struct {
 	__type(value, struct sluice_source_state);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_admit_mem SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_ADMIT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_admit_fold SEC(".maps");
 
 /* The over-limit cache (lib/overcache.h). Per CPU, so a slot has one writer
  * at a time and needs no atomics. Not pinned: it is only a cache, and a
@@ -374,6 +384,19 @@ static __always_inline void mark_on_probation(__u32 h)
 	mark_seen(probation_word(h, sluice_known_mask), known_bit(h));
 }
 
+/* The probation memory's state of the source of `key`, if its slot still
+ * holds it. */
+static __always_inline struct sluice_source_state *
+admit_recall(const struct sluice_source_key *key)
+{
+	__u32 slot = admit_slot(key), *fp;
+	struct sluice_source_state *mem;
+
+	fp = bpf_map_lookup_elem(&sluice_admit_fp, &slot);
+	mem = bpf_map_lookup_elem(&sluice_admit_mem, &slot);
+	return fp && mem && *fp == admit_fingerprint(key) ? mem : NULL;
+}
+
 /*
  * Admission of a source that is not in sluice_sources. Its first packet gets
  * a fresh entry in sluice_probation and is charged there with the policy's
@@ -407,12 +430,14 @@ admit_source(const struct sluice_source_key *key, __u32 h, int on,
 	 * would pay the mark for nothing. A probation entry made without a
 	 * budget therefore has no bit: a policy that gains one keeping its
 	 * state tag gets the filters rebuilt around the flip (datapath.cpp,
-	 * flipGeneration). */
+	 * flipGeneration). A source the memory holds got its bit with its
+	 * probation entry, or from a rebuild, which reads the memory's fold
+	 * hashes; so a clear bit also skips the memory's two hashes and its
+	 * read. */
 	const int budget = p->new_sources.interval_ns != 0;
-	__u32 slot, *fp;
+	const int seen = !budget || maybe_on_probation(on, h);
 
-	/* A spoofed source skips this lookup on a clear bit. */
-	st = !budget || maybe_on_probation(on, h) ? bpf_map_lookup_elem(&sluice_probation, key) : NULL;
+	st = seen ? bpf_map_lookup_elem(&sluice_probation, key) : NULL;
 	if (st) {
 		mark_known(h);
 		bpf_map_update_elem(&sluice_sources, key, st, BPF_NOEXIST);
@@ -424,10 +449,8 @@ admit_source(const struct sluice_source_key *key, __u32 h, int on,
 		bpf_map_delete_elem(&sluice_probation, key);
 		return promoted;
 	}
-	slot = admit_slot(key);
-	fp = bpf_map_lookup_elem(&sluice_admit_fp, &slot);
-	mem = bpf_map_lookup_elem(&sluice_admit_mem, &slot);
-	if (fp && mem && *fp == admit_fingerprint(key)) {
+	mem = seen ? admit_recall(key) : NULL;
+	if (mem) {
 		/* Seen before, its probation entry evicted since: this is
 		 * its second packet at least. */
 		mark_known(h);
@@ -449,23 +472,28 @@ admit_source(const struct sluice_source_key *key, __u32 h, int on,
 
 /*
  * Write a probation entry's state to the source's slot of the probation
- * memory, after its charge. Race: the fingerprint and the state are two
- * stores, not one: two CPUs writing one slot for two sources at the same
- * instant may leave one source's fingerprint with the other's state, which
- * that source would then resume from once (stricter or laxer by what the
- * other was charged). Fail open on a missing slot: the source just has no
- * memory, as before it existed.
+ * memory, after its charge, with the fold hash that gives its filter bit.
+ * Race: the fingerprint and the state are two stores, not one: two CPUs
+ * writing one slot for two sources at the same instant may leave one
+ * source's fingerprint with the other's state, which that source would then
+ * resume from once (stricter or laxer by what the other was charged), or
+ * with the other's fold hash: after the next rebuild its own probation bit
+ * may be clear, and its next packet is then taken for a new source's. Fail
+ * open on a missing slot: the source just has no memory, as before it
+ * existed.
  */
 static __always_inline void admit_remember(const struct sluice_source_key *key,
 					   const struct sluice_source_state *st)
 {
 	struct sluice_source_state *mem;
-	__u32 slot = admit_slot(key), *fp;
+	__u32 slot = admit_slot(key), *fp, *fold;
 
 	fp = bpf_map_lookup_elem(&sluice_admit_fp, &slot);
 	mem = bpf_map_lookup_elem(&sluice_admit_mem, &slot);
-	if (!fp || !mem)
+	fold = bpf_map_lookup_elem(&sluice_admit_fold, &slot);
+	if (!fp || !mem || !fold)
 		return;
+	*fold = source_fold_hash(key);
 	*mem = *st;
 	*fp = admit_fingerprint(key);
 }

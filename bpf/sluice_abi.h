@@ -48,6 +48,18 @@ static inline __u32 sluice_lru_slack(__u32 possible_cpus)
 	return possible_cpus * (SLUICE_LRU_LOCAL_FREE + 1);
 }
 
+/* The probation table (map sluice_probation) holds sources seen once, and is
+ * sized from max_sources: one entry per SLUICE_PROBATION_DIVISOR, at least
+ * SLUICE_MIN_PROBATION. */
+#define SLUICE_PROBATION_DIVISOR	8
+#define SLUICE_MIN_PROBATION		1024
+/* Probation memory (bpf/lib/admit.h): maps sluice_admit_fp (__u32
+ * fingerprints, 0 = empty), sluice_admit_mem (struct sluice_source_state)
+ * and sluice_admit_fold (__u32 source_fold_hash() of the slot's source) are
+ * arrays of this many slots, 3.0 MiB in all. A power of two: the slot is
+ * a hash masked by SLUICE_ADMIT_SLOTS - 1. */
+#define SLUICE_ADMIT_SLOTS		(1U << 16)
+
 /*
  * Presence filters of sluice_sources and sluice_probation (map sluice_seen,
  * bpf/lib/known.h), two halves of one array of __u64 words: the first for
@@ -55,8 +67,10 @@ static inline __u32 sluice_lru_slack(__u32 possible_cpus)
  * probation entry under a policy with a new_sources budget (without one it
  * is neither read nor set: sluice.bpf.c, admit_source). Each half has one
  * bit per SLUICE_KNOWN_BITS_PER_ENTRY slots of sluice_sources' size rounded
- * up to a power of two (the probation half too, 8 times the bits per entry
- * of its smaller table). A clear bit says the source was never put into
+ * up to a power of two, and at least as many bits per slot of the probation
+ * memory: a rebuild also puts the bits of the sources the memory holds into
+ * the probation half (the probation half has 8 times the bits per entry of
+ * its smaller table). A clear bit says the source was never put into
  * that table, and a spoofed source's packet skips the table's hash-chain
  * walk, a cache miss in a bucket array of 16 B per entry. 2 x 0.5 B per
  * entry of sluice_sources. The program never clears a bit (a source
@@ -74,11 +88,9 @@ static inline __u32 sluice_known_bits(__u32 table_entries)
 {
 	__u64 bits = 1;
 
-	while (bits < table_entries)
+	while (bits < table_entries || bits < SLUICE_ADMIT_SLOTS)
 		bits <<= 1;
 	bits *= SLUICE_KNOWN_BITS_PER_ENTRY;
-	if (bits < SLUICE_KNOWN_WORD_BITS)
-		bits = SLUICE_KNOWN_WORD_BITS;
 	/* A bit index is a 32-bit hash masked by bits - 1. */
 	return bits > (1ULL << 31) ? 1U << 31 : (__u32)bits;
 }
@@ -95,16 +107,6 @@ static inline __u32 sluice_seen_words(__u32 table_entries)
 	return 2 * sluice_known_words(table_entries);
 }
 
-/* The probation table (map sluice_probation) holds sources seen once, and is
- * sized from max_sources: one entry per SLUICE_PROBATION_DIVISOR, at least
- * SLUICE_MIN_PROBATION. */
-#define SLUICE_PROBATION_DIVISOR	8
-#define SLUICE_MIN_PROBATION		1024
-/* Probation memory (bpf/lib/admit.h): maps sluice_admit_fp (__u32
- * fingerprints, 0 = empty) and sluice_admit_mem (struct sluice_source_state)
- * are arrays of this many slots, 2.8 MiB in all. A power of two: the slot is
- * a hash masked by SLUICE_ADMIT_SLOTS - 1. */
-#define SLUICE_ADMIT_SLOTS		(1U << 16)
 /* Banned sources tracked at once (map sluice_bans, LRU: when it is full the
  * ban that was touched least recently is forgotten first). */
 #define SLUICE_MAX_BANS			65536

@@ -59,7 +59,7 @@ const char* const kMapNames[] = {
     "sluice_lists4", "sluice_lists6", "sluice_frags",   "sluice_stats",
     "sluice_bans",   "sluice_redirect", "sluice_respond_flows", "sluice_responder",
     "sluice_fleet_units", "sluice_fleet_over", "sluice_probation",
-    "sluice_admit_fp",    "sluice_admit_mem",
+    "sluice_admit_fp",    "sluice_admit_mem", "sluice_admit_fold",
 };
 
 // Names become directories under SLUICE_PIN_ROOT that detach empties: "..",
@@ -560,6 +560,21 @@ void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh, bool locked = fa
     };
     fill("sluice_sources", "the source table", known_word);
     fill("sluice_probation", "the probation table", probation_word);
+    // The sources the probation memory holds keep their probation bits: a
+    // clear one skips the memory (sluice.bpf.c, admit_source).
+    std::vector<uint32_t> remembered(SLUICE_ADMIT_SLOTS);
+    forEachBatch<uint32_t, uint32_t>(impl.mapFd("sluice_admit_fp"), "the probation memory",
+                                     [&](const uint32_t* slots, const uint32_t* fps, uint32_t n) {
+                                         for (uint32_t i = 0; i < n; i++)
+                                             remembered.at(slots[i]) = fps[i];
+                                     });
+    forEachBatch<uint32_t, uint32_t>(
+        impl.mapFd("sluice_admit_fold"), "the probation memory's hashes",
+        [&](const uint32_t* slots, const uint32_t* folds, uint32_t n) {
+            for (uint32_t i = 0; i < n; i++)
+                if (remembered.at(slots[i]))
+                    std::atomic_ref<uint64_t>(words[probation_word(folds[i], mask)]).fetch_or(known_bit(folds[i]));
+        });
     setKnownFilterOn(onFd, true);
 }
 

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The presence filter's size and bit mapping (sluice_abi.h, bpf/lib/known.h),
 // compiled here as for BPF: a power of two of whole words, at least
-// SLUICE_KNOWN_BITS_PER_ENTRY bits per entry of the table, and every hash
-// lands inside it.
+// SLUICE_KNOWN_BITS_PER_ENTRY bits per entry of the table and per slot of
+// the probation memory, and every hash lands inside it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -23,9 +24,13 @@ bool powerOfTwo(uint64_t v) { return v && !(v & (v - 1)); }
 
 TEST(KnownFilter, SizedInWholeWordsFromTheTablesSize)
 {
-    EXPECT_EQ(sluice_known_bits(1), 64u) << "at least one word";
-    EXPECT_EQ(sluice_known_bits(16), 64u);
-    EXPECT_EQ(sluice_known_bits(17), 128u);
+    // At least as many bits per slot of the probation memory, whose
+    // sources a rebuild puts into the probation half.
+    constexpr uint32_t kLeast = SLUICE_ADMIT_SLOTS * SLUICE_KNOWN_BITS_PER_ENTRY;
+    EXPECT_EQ(sluice_known_bits(1), kLeast);
+    EXPECT_EQ(sluice_known_bits(4096 + 258), kLeast);
+    EXPECT_EQ(sluice_known_bits(SLUICE_ADMIT_SLOTS), kLeast);
+    EXPECT_EQ(sluice_known_bits(SLUICE_ADMIT_SLOTS + 1), 2 * kLeast);
     // The default table (1M sources plus 2 CPUs' slack of 129 each).
     EXPECT_EQ(sluice_known_bits(1000000 + 258), 1u << 22);
     EXPECT_EQ(sluice_known_words(1000000 + 258), (1u << 22) / 64);
@@ -39,7 +44,8 @@ TEST(KnownFilter, SizedInWholeWordsFromTheTablesSize)
         SCOPED_TRACE(entries);
         ASSERT_TRUE(powerOfTwo(bits));
         ASSERT_GE(uint64_t(bits), uint64_t(entries) * SLUICE_KNOWN_BITS_PER_ENTRY);
-        ASSERT_LT(uint64_t(bits), uint64_t(entries) * 2 * SLUICE_KNOWN_BITS_PER_ENTRY + 64);
+        ASSERT_GE(bits, kLeast);
+        ASSERT_LT(uint64_t(bits), uint64_t(std::max(entries, SLUICE_ADMIT_SLOTS)) * 2 * SLUICE_KNOWN_BITS_PER_ENTRY);
         ASSERT_EQ(sluice_known_words(entries) * uint64_t(SLUICE_KNOWN_WORD_BITS), bits);
     }
 }
@@ -102,6 +108,12 @@ TEST(KnownFilter, DueForARebuildOnlyOnceSourcesThatLeftFillIt)
         EXPECT_TRUE(probation.wantsRebuild());
         probation.probationSet = filled(entries, sluice_probation_entries(entries), rng).set;
         EXPECT_FALSE(probation.wantsRebuild()) << "a full probation table: " << probation.probationSet;
+        // A rebuild puts the probation memory's sources in too: with the
+        // memory full as well it is still not due again.
+        probation.probationSet =
+            filled(entries, sluice_probation_entries(entries) + SLUICE_ADMIT_SLOTS, rng).set;
+        EXPECT_FALSE(probation.wantsRebuild())
+            << "a full probation table and memory: " << probation.probationSet << " of " << probation.bits;
         KnownFilterState off = full;
         off.on = false;
         EXPECT_TRUE(off.wantsRebuild()) << "a rebuild that failed half-way left it off";
