@@ -44,11 +44,12 @@ using Clock = std::chrono::steady_clock;
 // Editors and config tools touch the file several times per save (create,
 // write, rename): reload once they have been quiet this long.
 constexpr auto kSettle = std::chrono::milliseconds(200);
-// How often the presence filters of the source and probation tables are
-// looked at, and the least time between two rebuilds of one interface's: a
-// rebuild walks both tables while every source pays their lookups, so
-// filters that churn are rebuilt at most this often.
-constexpr auto kFilterCheck = std::chrono::seconds(10);
+// How often the managed interfaces are looked at: is sluice's program still
+// attached, are the presence filters of the source and probation tables due
+// for a rebuild. Then the least time between two rebuilds of one
+// interface's filters: a rebuild walks both tables while every source pays
+// their lookups, so filters that churn are rebuilt at most this often.
+constexpr auto kCheckEvery = std::chrono::seconds(10);
 constexpr auto kFilterRebuildGap = std::chrono::seconds(60);
 
 std::mutex statsMutex;
@@ -341,6 +342,7 @@ private:
         s.reloadsOk = d.reloadsOk;
         s.reloadsFailed = d.reloadsFailed;
         s.sourceFilterRebuilds = d.sourceFilterRebuilds;
+        s.reattaches = d.reattaches;
         if (d.responderRunning)
             s.responder = d.responder;
         s.bpfStatsEnabled = bpfStatsEnabled();
@@ -497,6 +499,32 @@ public:
         managed_.clear();
     }
 
+    // A program taken off a managed interface behind the daemon's back
+    // (`ip link set dev IFACE xdp off`, the interface deleted and made
+    // again) leaves it open: look at every check, not only at reloads, and
+    // attach it again from its pins with the rules in force. A failure
+    // (another XDP program took the interface) is logged once per message
+    // and tried again at the next check.
+    void tendAttachments()
+    {
+        for (const auto& iface : config_.interfaces) {
+            try {
+                auto it = managed_.find(iface);
+                if (!::if_nametoindex(iface.c_str()) || (it != managed_.end() && it->second.programAttached()))
+                    continue;
+                reattach(iface);
+                managed_.at(iface).install(config_.rules);
+                attachFailed_.erase(iface);
+            } catch (const std::exception& e) {
+                std::string& last = attachFailed_[iface];
+                if (last != e.what())
+                    logLine("cannot attach sluice to " + iface + " again (trying every " +
+                            std::to_string(kCheckEvery.count()) + " s): " + e.what());
+                last = e.what();
+            }
+        }
+    }
+
     // Bits of the presence filters are not cleared as sources leave their
     // table, so where a table churns its filter fills up and spoofed
     // sources pay the lookup again: rebuild them when they are due
@@ -602,6 +630,7 @@ private:
         locks_.erase(iface);
         std::vector<std::string> attached;
         bringUp(iface, config_.maxSources, attached);
+        updateStats([](DaemonStats& s) { s.reattaches++; });
     }
 
     static std::optional<Datapath> openLive(const std::string& iface)
@@ -683,6 +712,7 @@ private:
     std::unique_ptr<FleetSync> fleet_;  // while the config has [fleet]
     std::unique_ptr<Responder> responder_;
     std::map<std::string, Clock::time_point> filterRebuilt_;  // tendSourceFilters, per interface
+    std::map<std::string, std::string> attachFailed_;         // tendAttachments: the last error logged
 };
 
 // Until SIGTERM/SIGINT: reloads on SIGHUP at once, and on a file change once
@@ -691,7 +721,7 @@ int serve(Daemon& daemon, SignalFd& signals, ConfigWatch& watch)
 {
     constexpr auto kNever = Clock::time_point::max();
     auto reloadAt = kNever;
-    auto tendAt = Clock::now() + kFilterCheck;
+    auto tendAt = Clock::now() + kCheckEvery;
     for (;;) {
         auto left = std::chrono::ceil<std::chrono::milliseconds>(std::min(reloadAt, tendAt) - Clock::now());
         const int timeout = static_cast<int>(std::max<int64_t>(left.count(), 0));
@@ -720,8 +750,9 @@ int serve(Daemon& daemon, SignalFd& signals, ConfigWatch& watch)
             daemon.reload();
         }
         if (Clock::now() >= tendAt) {
+            daemon.tendAttachments();
             daemon.tendSourceFilters();
-            tendAt = Clock::now() + kFilterCheck;
+            tendAt = Clock::now() + kCheckEvery;
         }
     }
 }

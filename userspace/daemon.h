@@ -35,6 +35,9 @@ struct DaemonStats {
     // Rebuilds of a managed interface's source filter (it was due:
     // KnownFilterState::wantsRebuild).
     uint64_t sourceFilterRebuilds = 0;
+    // sluice's program found taken off a managed interface and attached
+    // again (at a check or a reload).
+    uint64_t reattaches = 0;
     std::vector<std::string> interfaces;  // managed now, in config order
     // The 429 responder of action respond; when it is not running, respond
     // policies fall back to reject.

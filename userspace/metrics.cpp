@@ -216,6 +216,12 @@ std::string renderMetrics(const MetricsSnapshot& s)
              "bits of sources that left their table are cleared.");
     e.sample("sluice_source_filter_rebuilds_total", {}, integer(s.sourceFilterRebuilds));
 
+    e.family("sluice_reattaches_total", "counter",
+             "Times `sluice run` found its program taken off a managed interface (ip link set dev IFACE xdp "
+             "off, the interface made again) and attached it again, buckets kept. The interface was "
+             "unprotected until then: up to 10 s.");
+    e.sample("sluice_reattaches_total", {}, integer(s.reattaches));
+
     e.family("sluice_responder_up", "gauge",
              "1 while `sluice run`'s 429 responder runs; at 0, action respond falls back to reject.");
     e.sample("sluice_responder_up", {}, s.responder ? "1" : "0");

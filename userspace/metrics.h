@@ -47,6 +47,7 @@ struct MetricsSnapshot {
     uint64_t reloadsOk = 0;
     uint64_t reloadsFailed = 0;
     uint64_t sourceFilterRebuilds = 0;  // by `sluice run` (DaemonStats)
+    uint64_t reattaches = 0;            // by `sluice run` (DaemonStats)
     std::optional<bool> bpfStatsEnabled;  // kernel.bpf_stats_enabled
     // `sluice run`'s responder (action respond); absent outside the daemon.
     std::optional<ResponderStats> responder;

@@ -616,6 +616,29 @@ TEST_F(DaemonTest, AReloadReattachesAProgramTakenOffBehindItsBack) {
     EXPECT_FALSE(pathExists(pinDirOf(iface_)));
 }
 
+// Nor does it wait for a reload: the daemon looks every 10 s.
+TEST_F(DaemonTest, ReattachesAProgramTakenOffWithinItsCheck) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+    const size_t from = mark();
+    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
+    ASSERT_FALSE(xdpAttached(receiver(), iface_));
+    ASSERT_TRUE(waitLog("no longer attached to " + iface_ + ": attaching it again", from, Millis(15000)))
+        << log();
+    ASSERT_TRUE(waitLog("attached " + iface_ + " (", from, Millis(5000))) << log();
+    EXPECT_EQ(log().find("reloaded", from), std::string::npos) << "a reload did it, not the check";
+    EXPECT_TRUE(xdpAttached(receiver(), iface_));
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A's spent bucket was kept";
+    EXPECT_EQ(send(b_, kPort, 15), 10) << "the rules in force were installed again";
+    const std::string m = runCmd({"nsenter", "--net=" + receiver().path(), "curl", "-sS", "--max-time", "5",
+                                  "http://127.0.0.1:9464/metrics"})
+                              .out;
+    EXPECT_NE(m.find("\nsluice_reattaches_total 1\n"), std::string::npos) << m;
+    ASSERT_TRUE(stop());
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+}
+
 // The data path never clears the filter bit of a source that leaves the
 // table, so a table that churns fills its filter and spoofed sources pay the
 // table's lookup again. The daemon looks every 10 s and rebuilds a filter

@@ -229,6 +229,7 @@ TEST_F(MetricsTest, ServesCountersInPrometheusFormat) {
     EXPECT_EQ(m["sluice_xdp_attached{interface=\"" + iface_ + "\",mode=\"native\"}"], 1) << body;
     EXPECT_EQ(m["sluice_config_reloads_total{result=\"success\"}"], 0);
     EXPECT_EQ(m["sluice_config_reloads_total{result=\"failure\"}"], 0);
+    EXPECT_EQ(m["sluice_reattaches_total"], 0);
     EXPECT_EQ(m["sluice_scrape_errors"], 0);
     if (pathExists(pinDirOf(iface_) + "/sluice_bans")) {
         EXPECT_EQ(m["sluice_sources_banned{interface=\"" + iface_ + "\"}"], 0) << body;

@@ -23,6 +23,7 @@ MetricsSnapshot sample()
     s.reloadsOk = 4;
     s.reloadsFailed = 1;
     s.sourceFilterRebuilds = 2;
+    s.reattaches = 3;
     s.bpfStatsEnabled = true;
     InterfaceMetrics i;
     i.iface = "eth0";
@@ -114,6 +115,8 @@ TEST(Metrics, RendersValidExposition)
     EXPECT_EQ(p.samples["sluice_config_reloads_total{result=\"failure\"}"], "1");
     EXPECT_EQ(p.samples["sluice_source_filter_rebuilds_total"], "2");
     EXPECT_EQ(p.types["sluice_source_filter_rebuilds_total"], "counter");
+    EXPECT_EQ(p.samples["sluice_reattaches_total"], "3");
+    EXPECT_EQ(p.types["sluice_reattaches_total"], "counter");
     EXPECT_EQ(p.samples["sluice_bpf_stats_enabled"], "1");
     EXPECT_EQ(p.samples["sluice_xdp_run_time_seconds_total{interface=\"eth0\"}"], "1.500000123");
     EXPECT_EQ(p.samples["sluice_xdp_runs_total{interface=\"eth0\"}"], "20");
