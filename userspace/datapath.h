@@ -86,8 +86,6 @@ struct DetachResult {
     std::string note;  // set when only part could be done
 };
 
-// What a reset removed: bucket states (probation entries among them)
-// forgotten, bans lifted.
 // The presence filters of the per-source table and of the probation table
 // (map sluice_seen, bpf/lib/known.h).
 struct KnownFilterState {
@@ -102,7 +100,9 @@ struct KnownFilterState {
     // leave) that a new source pays that table's lookup kRebuildPercent
     // times in a hundred. The table's own sources set at most 1 - e^(-1/4)
     // = 22% of its filter (SLUICE_KNOWN_BITS_PER_ENTRY bits per entry), the
-    // probation table's 3%, so neither is due right after a rebuild.
+    // probation table's and the probation memory's together at most 23%
+    // (each half has at least as many bits per memory slot), so neither is
+    // due right after a rebuild.
     static constexpr uint64_t kRebuildPercent = 40;
     bool wantsRebuild() const
     {
@@ -110,6 +110,8 @@ struct KnownFilterState {
     }
 };
 
+// What a reset removed: bucket states (probation entries among them)
+// forgotten, bans lifted.
 struct ResetCount {
     size_t states = 0;
     size_t bans = 0;
@@ -182,8 +184,8 @@ public:
     // sluice_seen, bpf/lib/known.h); nullopt when the program has none
     // (another sluice version, or no program pinned).
     std::optional<KnownFilterState> knownFilter() const;
-    // Rebuilds the presence filters from the tables, clearing the bits of
-    // sources no longer there. Every load fills them; resetAll rebuilds
+    // Rebuilds the presence filters from the tables and the probation
+    // memory, clearing the bits of sources no longer there. Every load fills them; resetAll rebuilds
     // them; `sluice run` rebuilds them when they wantsRebuild(). Meanwhile
     // the program looks every source up. Rebuilds of one pinned data path
     // take turns. Throws when the program has no filters.
