@@ -549,12 +549,13 @@ void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh, bool locked = fa
     }
     // The program sets bits too while this runs (it may be attached):
     // atomic ORs on both sides lose none.
+    auto mark = [&](uint32_t w, uint32_t h) { std::atomic_ref<uint64_t>(words[w]).fetch_or(known_bit(h)); };
     auto fill = [&](const char* map, const char* what, uint32_t (*word)(uint32_t, uint32_t)) {
         forEachBatch<sluice_source_key, sluice_source_state>(
             impl.mapFd(map), what, [&](const sluice_source_key* keys, const sluice_source_state*, uint32_t n) {
                 for (uint32_t i = 0; i < n; i++) {
                     const uint32_t h = source_fold_hash(&keys[i]);
-                    std::atomic_ref<uint64_t>(words[word(h, mask)]).fetch_or(known_bit(h));
+                    mark(word(h, mask), h);
                 }
             });
     };
@@ -562,19 +563,20 @@ void rebuildKnownFilter(const Datapath::Impl& impl, bool fresh, bool locked = fa
     fill("sluice_probation", "the probation table", probation_word);
     // The sources the probation memory holds keep their probation bits: a
     // clear one skips the memory (sluice.bpf.c, admit_source).
-    std::vector<uint32_t> remembered(SLUICE_ADMIT_SLOTS);
-    forEachBatch<uint32_t, uint32_t>(impl.mapFd("sluice_admit_fp"), "the probation memory",
-                                     [&](const uint32_t* slots, const uint32_t* fps, uint32_t n) {
-                                         for (uint32_t i = 0; i < n; i++)
-                                             remembered.at(slots[i]) = fps[i];
-                                     });
-    forEachBatch<uint32_t, uint32_t>(
-        impl.mapFd("sluice_admit_fold"), "the probation memory's hashes",
-        [&](const uint32_t* slots, const uint32_t* folds, uint32_t n) {
-            for (uint32_t i = 0; i < n; i++)
-                if (remembered.at(slots[i]))
-                    std::atomic_ref<uint64_t>(words[probation_word(folds[i], mask)]).fetch_or(known_bit(folds[i]));
-        });
+    auto slots = [&](const char* map, const char* what) {
+        std::vector<uint32_t> values(SLUICE_ADMIT_SLOTS);
+        forEachBatch<uint32_t, uint32_t>(impl.mapFd(map), what,
+                                         [&](const uint32_t* keys, const uint32_t* vals, uint32_t n) {
+                                             for (uint32_t i = 0; i < n; i++)
+                                                 values.at(keys[i]) = vals[i];
+                                         });
+        return values;
+    };
+    const std::vector<uint32_t> fps = slots("sluice_admit_fp", "the probation memory");
+    const std::vector<uint32_t> folds = slots("sluice_admit_fold", "the probation memory's hashes");
+    for (uint32_t slot = 0; slot < SLUICE_ADMIT_SLOTS; slot++)
+        if (fps[slot])  // 0: an empty slot
+            mark(probation_word(folds[slot], mask), folds[slot]);
     setKnownFilterOn(onFd, true);
 }
 

@@ -185,10 +185,11 @@ public:
     // (another sluice version, or no program pinned).
     std::optional<KnownFilterState> knownFilter() const;
     // Rebuilds the presence filters from the tables and the probation
-    // memory, clearing the bits of sources no longer there. Every load fills them; resetAll rebuilds
-    // them; `sluice run` rebuilds them when they wantsRebuild(). Meanwhile
-    // the program looks every source up. Rebuilds of one pinned data path
-    // take turns. Throws when the program has no filters.
+    // memory, clearing the bits of sources no longer there. Every load
+    // fills them; resetAll rebuilds them; `sluice run` rebuilds them when
+    // they wantsRebuild(). Meanwhile the program looks every source up.
+    // Rebuilds of one pinned data path take turns. Throws when the program
+    // has no filters.
     void refreshKnownFilter();
     // Sources banned now (entries of the ban map not yet expired), and the
     // bans it holds (SLUICE_MAX_BANS).

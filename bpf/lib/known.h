@@ -4,9 +4,10 @@
  * sluice_seen, sluice_abi.h), one half each; the second only for policies
  * with a new_sources budget. A source's bit in a half is set before the
  * source is first inserted into that table; a clear bit therefore proves
- * the source is not there, and its packet skips the table's lookup. The bit comes from the source's source_fold_hash()
- * (lib/admit.h), cheap enough for every packet; both halves use the same
- * bit, the second half's words after the first's.
+ * the source is not there, and its packet skips the table's lookup. The
+ * bit comes from the source's source_fold_hash() (lib/admit.h), cheap
+ * enough for every packet; both halves use the same bit, the second half's
+ * words after the first's.
  *
  * Pure: compiled by the BPF program and by userspace, which fills the
  * filters from the tables at every load (Datapath::refreshKnownFilter).
