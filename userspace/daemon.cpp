@@ -411,9 +411,13 @@ public:
         std::vector<std::string> fresh, added;
         std::vector<std::pair<std::string, Ruleset>> undo;
         try {
+            // An interface of the running config is never "added", even
+            // when a failed re-attach at a check left it unmanaged: taking
+            // it down with the failed reload would drop its pins, buckets
+            // and all.
             for (const auto& iface : next.interfaces)
-                if (managed_.contains(iface) && ::if_nametoindex(iface.c_str()) &&
-                    !managed_.at(iface).programAttached())
+                if (running(iface) && ::if_nametoindex(iface.c_str()) &&
+                    !(managed_.contains(iface) && managed_.at(iface).programAttached()))
                     reattach(iface);
             for (const auto& iface : next.interfaces)
                 if (!managed_.contains(iface)) {
@@ -616,11 +620,19 @@ private:
         }
     }
 
+    // An interface of the config in force (not one a reload adds).
+    bool running(const std::string& iface) const
+    {
+        return std::find(config_.interfaces.begin(), config_.interfaces.end(), iface) != config_.interfaces.end();
+    }
+
     // The program was taken off the interface behind the daemon's back
     // (`ip link set dev IFACE xdp off`), its pins left: attach it again from
     // them, buckets kept. Not undone if the reload fails later: protected
     // by the old rules is better than not protected. An interface that is
-    // gone for now is left alone: its maps still take the new rules.
+    // gone for now is left alone: its maps still take the new rules. If
+    // the attach fails the interface is left unmanaged, its pins kept, for
+    // the next check or reload to try again.
     void reattach(const std::string& iface)
     {
         logLine("sluice's program is no longer attached to " + iface + ": attaching it again, buckets kept");

@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "../integration/netns.h"
+#include "../integration/xdp_stub.h"
 #include "../../tools/flood/flood.h"
 
 using namespace flood;
@@ -177,18 +178,11 @@ INSTANTIATE_TEST_SUITE_P(
 
 namespace {
 
-// r0 = XDP_PASS; exit. On the receiving veth it turns on veth's NAPI path,
-// without which XDP_TX'd frames from the peer are refused.
+// On the receiving veth an XDP program turns on veth's NAPI path, without
+// which XDP_TX'd frames from the peer are refused.
 int loadPass()
 {
-    const bpf_insn insns[] = {
-        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS},
-        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-    };
-    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "flood_pass", "GPL", insns, 2, nullptr);
-    if (fd < 0)
-        throw std::runtime_error("cannot load an XDP_PASS program");
-    return fd;
+    return slit::loadXdpVerdict(XDP_PASS, "flood_pass");
 }
 
 struct LiveBed {

@@ -30,12 +30,17 @@
 #include <vector>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <linux/if_link.h>
+#include <net/if.h>
 
 #include "datapath.h"
 #include "netns.h"
 #include "paths.h"
 #include "process.h"
+#include "unique_fd.h"
+#include "xdp_stub.h"
 
 using namespace slit;
 using sluice::Address;
@@ -635,6 +640,38 @@ TEST_F(DaemonTest, ReattachesAProgramTakenOffWithinItsCheck) {
                                   "http://127.0.0.1:9464/metrics"})
                               .out;
     EXPECT_NE(m.find("\nsluice_reattaches_total 1\n"), std::string::npos) << m;
+    ASSERT_TRUE(stop());
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+}
+
+// Another XDP program on the interface: the check's re-attach fails and
+// leaves the interface unmanaged, its pins kept. Once that program is gone,
+// a reload that attaches it again and then fails (on an interface it was
+// adding) must not take it down as if the reload had added it: that would
+// drop its pins, A's spent bucket with them.
+TEST_F(DaemonTest, AFailedReloadKeepsAnInterfaceAFailedCheckLeftUnmanaged) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+    size_t from = mark();
+    const sluice::UniqueFd other(loadXdpVerdict(XDP_PASS, "not_sluice"));
+    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
+    const int rc = receiver().run([&] {
+        return bpf_xdp_attach(int(if_nametoindex(iface_.c_str())), other.get(), XDP_FLAGS_DRV_MODE, nullptr);
+    });
+    ASSERT_EQ(rc, 0) << "cannot attach another XDP program to " << iface_;
+    ASSERT_TRUE(waitLog("cannot attach sluice to " + iface_ + " again", from, Millis(15000))) << log();
+    ASSERT_TRUE(pathExists(pinDirOf(iface_))) << "the failed re-attach kept the pins";
+
+    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
+    from = mark();
+    rewriteFile(config_, configText({iface_, "eth-nowhere"}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(waitLog("reload failed, keeping the running config", from)) << log();
+    EXPECT_EQ(log().find("detached " + iface_, from), std::string::npos) << log();
+    EXPECT_TRUE(xdpAttached(receiver(), iface_));
+    EXPECT_TRUE(pathExists(pinDirOf(iface_)));
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A's spent bucket was kept";
+    EXPECT_EQ(send(b_, kPort, 15), 10) << "the rules in force";
     ASSERT_TRUE(stop());
     EXPECT_FALSE(xdpAttached(receiver(), iface_));
 }
