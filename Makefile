@@ -27,7 +27,7 @@ BPFT_SRCS  := $(wildcard tests/bpf/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 
 TESTS      := $(BUILD)/tests/unit_tests $(BUILD)/tests/bpf_tests \
-              $(BUILD)/tests/integration_tests
+              $(BUILD)/tests/integration_tests $(BUILD)/tests/flood_tests
 
 .PHONY: all deps demo test test-unit bench-prog clean install
 all: $(BUILD)/sluice.bpf.o $(BUILD)/sluice-$(CLANG_ALT).bpf.o $(BUILD)/libsluice.a $(TESTS) \
