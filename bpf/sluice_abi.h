@@ -18,8 +18,8 @@
 #define SLUICE_MAX_LIMITS	4
 /* Policy slots per generation. Slot 0 is "no policy": it carries the
  * counters of traffic that matched none, so 16383 policies fit. Memory that
- * scales with it: sluice_policies 2 x 16384 x 352 B = 11 MiB, sluice_stats
- * 16384 x 13 verdicts x 16 B = 3.3 MiB per possible CPU, sluice_redirect
+ * scales with it: sluice_policies 2 x 16384 x 400 B = 12.5 MiB, sluice_stats
+ * 16384 x 14 verdicts x 16 B = 3.5 MiB per possible CPU, sluice_redirect
  * 2 x 16384 device slots. */
 #define SLUICE_MAX_POLICIES	16384
 #define SLUICE_SLOT_NONE	0
