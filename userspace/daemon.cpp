@@ -572,8 +572,16 @@ private:
             managed_.emplace(iface, std::move(*live));
             logLine("adopted " + iface + " (" + how + "): its buckets are kept");
         } else {
-            Datapath dp = Datapath::attach(AttachOptions{iface, options_.mode, maxSources});
+            // Pins left without a program keep their table at its size, as
+            // an adopted interface does: a reload that changed max_sources
+            // did not resize it, and an attach asking for another size
+            // could not reuse them.
+            const auto pinned = Datapath::pinnedMaxSources(iface);
+            Datapath dp = Datapath::attach(AttachOptions{iface, options_.mode, pinned.value_or(maxSources)});
             std::string how = describe(dp.attachInfo());
+            if (pinned && *pinned != maxSources)
+                how += "; its pinned table of " + std::to_string(*pinned) + " sources is kept: max_sources " +
+                       std::to_string(maxSources) + " applies once it is detached";
             managed_.emplace(iface, std::move(dp));
             fresh.push_back(iface);
             logLine("attached " + iface + " (" + how + ")");

@@ -865,7 +865,13 @@ Datapath Datapath::attach(const AttachOptions& options)
     impl->iface = options.iface;
     impl->pins = dir;
     // Maps already pinned here (a program detached by hand, a crashed
-    // attach) are reused by libbpf: their state survives.
+    // attach) are reused by libbpf: their state survives. Only at their
+    // size, which libbpf would refuse as maps of another layout.
+    if (auto pinned = pinnedMaxSources(options.iface); pinned && *pinned != options.maxSources)
+        throwUsage(options.iface + "'s pinned source table (its buckets, in " + dir + ") holds " +
+                   std::to_string(*pinned) + " sources, not " + std::to_string(options.maxSources) +
+                   ": attach with --max-sources " + std::to_string(*pinned) + " to keep it, or `sluice detach " +
+                   options.iface + "` first to start afresh");
     impl->skel = openSkeleton(dir.c_str(), options.maxSources);
 
     DECLARE_LIBXDP_OPTS(xdp_program_opts, xopts, .obj = impl->skel->obj, .prog_name = kProgName);
@@ -1602,6 +1608,17 @@ std::optional<RespondedConnection> Datapath::respondedConnection(const Flow& flo
 std::string Datapath::pinDirectory(const std::string& iface)
 {
     return pinDir(iface);
+}
+
+std::optional<uint32_t> Datapath::pinnedMaxSources(const std::string& iface)
+{
+    UniqueFd fd(bpf_obj_get((pinDir(iface) + "/sluice_sources").c_str()));
+    if (fd.get() < 0) {
+        if (errno == ENOENT)
+            return std::nullopt;
+        throwSys("cannot open " + pinDir(iface) + "/sluice_sources", errno);
+    }
+    return lruCapacity(fd.get(), pinDir(iface) + "/sluice_sources");
 }
 
 std::vector<std::string> Datapath::pinnedInterfaces()

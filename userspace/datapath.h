@@ -220,6 +220,9 @@ public:
     static std::string pinDirectory(const std::string& iface);
     // Interfaces with sluice state pinned under SLUICE_PIN_ROOT.
     static std::vector<std::string> pinnedInterfaces();
+    // The max_sources of the source table pinned for IFACE, which an attach
+    // over those pins must ask for to reuse them; nullopt without one.
+    static std::optional<uint32_t> pinnedMaxSources(const std::string& iface);
 
     // Monotonic clock the data path uses (bpf_ktime_get_ns).
     static uint64_t nowNs();

@@ -1768,6 +1768,15 @@ TEST_F(CliNet, AttachOverPinsLeftByHandKeepsTheBuckets) {
     Cli r = sluice({"status", iface_});
     EXPECT_TRUE(contains(r.out, "pinned state present but the program is not attached")) << r;
 
+    // Those pins hold a table of 4096 sources: another size cannot reuse
+    // them, and says so rather than blaming another version.
+    r = sluice({"attach", iface_, "--mode", "native", "--config", config, "--max-sources", "8192"});
+    EXPECT_EQ(r.status, 2) << r;
+    EXPECT_TRUE(contains(r.err, "pinned source table (its buckets, in " + pinDirOf(iface_) +
+                                    ") holds 4096 sources, not 8192: attach with --max-sources 4096"))
+        << r;
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+
     attach(config);
     EXPECT_EQ(sendUdp(x, kSteadyPort, 3), 0) << "the spent bucket was kept";
     Json s = stats();

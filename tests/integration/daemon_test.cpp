@@ -644,6 +644,40 @@ TEST_F(DaemonTest, ReattachesAProgramTakenOffWithinItsCheck) {
     EXPECT_FALSE(xdpAttached(receiver(), iface_));
 }
 
+// A reload that changes max_sources leaves the attached table as it is; a
+// program taken off after it is attached again over the same pins, so at
+// their size, not the config's (an attach asking for another size could not
+// reuse them, and the interface would stay open).
+TEST_F(DaemonTest, ReattachesAtThePinnedTablesSizeAfterAReloadChangedIt) {
+    const std::string text = configText({iface_}, {{"udp-ten", kPort, "10 per day"}});
+    rewriteFile(config_, text);
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+    size_t from = mark();
+    std::string bigger = text;
+    const std::string was = "max_sources = 4096";
+    ASSERT_NE(bigger.find(was), std::string::npos);
+    bigger.replace(bigger.find(was), was.size(), "max_sources = 8192");
+    rewriteFile(config_, bigger);
+    ASSERT_TRUE(reloadAfter(from));
+    ASSERT_TRUE(waitLog("max_sources is now 8192", from)) << log();
+
+    from = mark();
+    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
+    ASSERT_TRUE(waitLog("no longer attached to " + iface_ + ": attaching it again", from, Millis(15000)))
+        << log();
+    ASSERT_TRUE(waitLog("attached " + iface_ + " (", from, Millis(5000))) << log();
+    EXPECT_EQ(log().find("cannot attach sluice to " + iface_, from), std::string::npos) << log();
+    EXPECT_NE(log().find("its pinned table of 4096 sources is kept: max_sources 8192 applies once it is detached",
+                         from),
+              std::string::npos)
+        << log();
+    EXPECT_TRUE(xdpAttached(receiver(), iface_));
+    EXPECT_EQ(view().sourceCapacity(), 4096u) << "the pinned table, as it was";
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A's spent bucket was kept";
+    ASSERT_TRUE(stop());
+}
+
 // Another XDP program on the interface: the check's re-attach fails and
 // leaves the interface unmanaged, its pins kept. Once that program is gone,
 // a reload that attaches it again and then fails (on an interface it was
