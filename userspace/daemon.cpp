@@ -367,6 +367,13 @@ private:
     std::string lastErrors_;  // logged once until they change
 };
 
+// An interface a start or reload attached (not adopted), and what a
+// failure then does with its pins.
+struct Fresh {
+    std::string iface;
+    Datapath::Pins pins;  // Keep: it was attached over pins it found
+};
+
 class Daemon {
 public:
     Daemon(DaemonOptions options, Config config)
@@ -381,7 +388,7 @@ public:
     void start()
     {
         startResponder();
-        std::vector<std::string> fresh;
+        std::vector<Fresh> fresh;
         try {
             for (const auto& iface : config_.interfaces)
                 if (!managed_.contains(iface))
@@ -408,7 +415,8 @@ public:
             failed(e.what());
             return;
         }
-        std::vector<std::string> fresh, added;
+        std::vector<Fresh> fresh;
+        std::vector<std::string> added;
         std::vector<std::pair<std::string, Ruleset>> undo;
         try {
             // An interface of the running config is never "added", even
@@ -562,7 +570,7 @@ private:
     // daemon stopped with --keep-on-exit): no bucket is reset, and install
     // later keeps the state of every unchanged policy. Otherwise attaches,
     // which also reuses pins left without a program (so their state too).
-    void bringUp(const std::string& iface, uint32_t maxSources, std::vector<std::string>& fresh)
+    void bringUp(const std::string& iface, uint32_t maxSources, std::vector<Fresh>& fresh)
     {
         InterfaceLock lock = lockInterface(iface);
         if (auto live = openLive(iface)) {
@@ -583,7 +591,7 @@ private:
                 how += "; its pinned table of " + std::to_string(*pinned) + " sources is kept: max_sources " +
                        std::to_string(maxSources) + " applies once it is detached";
             managed_.emplace(iface, std::move(dp));
-            fresh.push_back(iface);
+            fresh.push_back({iface, pinned ? Datapath::Pins::Keep : Datapath::Pins::Remove});
             logLine("attached " + iface + " (" + how + ")");
         }
         locks_.insert_or_assign(iface, std::move(lock));
@@ -648,7 +656,7 @@ private:
             responder_->removeInterface(iface);
         managed_.erase(iface);
         locks_.erase(iface);
-        std::vector<std::string> attached;
+        std::vector<Fresh> attached;
         bringUp(iface, config_.maxSources, attached);
         updateStats([](DaemonStats& s) { s.reattaches++; });
     }
@@ -671,13 +679,16 @@ private:
         }
     }
 
-    void takeDown(const std::vector<std::string>& fresh, const std::string& why)
+    // Interfaces a failed start or reload attached are detached again;
+    // pins they were attached over stay as they were found.
+    void takeDown(const std::vector<Fresh>& fresh, const std::string& why)
     {
-        for (const auto& iface : fresh)
-            detach(iface, why);
+        for (const auto& f : fresh)
+            detach(f.iface, why, f.pins);
     }
 
-    bool detach(const std::string& iface, const std::string& why)
+    bool detach(const std::string& iface, const std::string& why,
+                Datapath::Pins pins = Datapath::Pins::Remove)
     {
         // Our handles first: the detach then leaves nothing of it open here.
         if (responder_)
@@ -685,8 +696,11 @@ private:
         managed_.erase(iface);
         bool ok = true;
         try {
-            DetachResult r = Datapath::detach(iface);
-            logLine("detached " + iface + " (" + why + ")" + (r.note.empty() ? "" : ": " + r.note));
+            DetachResult r = Datapath::detach(iface, pins);
+            std::string what = r.note.empty() ? "" : ": " + r.note;
+            if (pins == Datapath::Pins::Keep && r.note.empty())
+                what = ": the pins it was attached over are kept, buckets and all";
+            logLine("detached " + iface + " (" + why + ")" + what);
         } catch (const std::exception& e) {
             logLine("cannot detach " + iface + " (" + why + "): " + e.what());
             ok = false;

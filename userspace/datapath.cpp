@@ -967,7 +967,7 @@ Datapath Datapath::open(const std::string& iface)
     return Datapath(std::move(impl));
 }
 
-DetachResult Datapath::detach(const std::string& iface)
+DetachResult Datapath::detach(const std::string& iface, Pins pins)
 {
     DetachResult result;
     std::string dir = pinDir(iface);
@@ -1011,11 +1011,12 @@ DetachResult Datapath::detach(const std::string& iface)
     } else {
         // The interface is gone (or lives in another network namespace):
         // only its pins can be removed from here.
-        result.note = "interface " + iface + " not found in this network namespace; removed its pins only";
+        result.note = "interface " + iface + " not found in this network namespace; " +
+                      (pins == Pins::Remove ? "removed its pins only" : "nothing detached, its pins kept");
     }
     if (!result.programDetached && !pinned)
         throwUsage("sluice is not attached to " + iface);
-    if (pinned) {
+    if (pinned && pins == Pins::Remove) {
         removePins(dir);
         result.pinsRemoved = true;
     }

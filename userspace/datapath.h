@@ -134,10 +134,13 @@ public:
     // `make bench-prog` can measure with and without it in one run.
     static Datapath loadUnattached(uint32_t maxSources = 4096, bool overCache = true);
 
-    // Detaches sluice from IFACE and removes its pins. Throws if nothing is
-    // attached or pinned there. When IFACE is not visible in this network
-    // namespace, only the pins are removed, and the result says so.
-    static DetachResult detach(const std::string& iface);
+    // Detaches sluice from IFACE and removes its pins (with Pins::Keep only
+    // the program: an attach that fails over pins it found leaves them as
+    // they were). Throws if nothing is attached or pinned there. When IFACE
+    // is not visible in this network namespace, only the pins are removed,
+    // and the result says so.
+    enum class Pins { Remove, Keep };
+    static DetachResult detach(const std::string& iface, Pins pins = Pins::Remove);
 
     Datapath(Datapath&&) noexcept;
     Datapath& operator=(Datapath&&) noexcept;

@@ -1777,6 +1777,18 @@ TEST_F(CliNet, AttachOverPinsLeftByHandKeepsTheBuckets) {
         << r;
     EXPECT_FALSE(xdpAttached(receiver(), iface_));
 
+    // A config whose install fails takes the program off again, but the
+    // pins it was attached over are not its own to remove.
+    const std::string nosuch = "slnone" + std::to_string(getpid() % 100000);
+    const std::string redirect =
+        tmp_.write("redirect.toml", header() + udpPolicy("redir", "7100", "5 per day", "redirect",
+                                                         "redirect_to = \"" + nosuch + "\""));
+    r = sluice({"attach", iface_, "--mode", "native", "--config", redirect});
+    EXPECT_NE(r.status, 0) << r;
+    EXPECT_TRUE(contains(r.err, nosuch)) << r;
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_TRUE(pathExists(pinDirOf(iface_) + "/sluice_sources")) << "the failed attach removed the pins";
+
     attach(config);
     EXPECT_EQ(sendUdp(x, kSteadyPort, 3), 0) << "the spent bucket was kept";
     Json s = stats();

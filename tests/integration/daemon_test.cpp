@@ -531,6 +531,38 @@ TEST_F(DaemonTest, AnUnknownInterfaceAtStartExits2AndAttachesNothing) {
     EXPECT_FALSE(pathExists(pinDirOf(missing)));
 }
 
+// Pins left without a program (taken off while no daemon ran) are state
+// the daemon did not make: a start that attaches over them and then fails
+// (an interface that does not exist) takes its program off again but keeps
+// them, and A's spent bucket with them.
+TEST_F(DaemonTest, AFailedStartKeepsThePinsItAttachedOver) {
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start({"--keep-on-exit"}));
+    EXPECT_EQ(send(a_, kPort, 15), 10);
+    ASSERT_TRUE(stop(SIGTERM));
+    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
+    ASSERT_TRUE(pathExists(pinDirOf(iface_) + "/sluice_config"));
+
+    const std::string missing = uniqueName('x');
+    rewriteFile(config_, configText({iface_, missing}, {{"udp-ten", kPort, "10 per day"}}));
+    size_t from = mark();
+    DaemonProcess& d = launch();
+    auto status = d.wait();
+    ASSERT_TRUE(status.has_value()) << "still running after 5 s";
+    EXPECT_EQ(*status, 2);
+    EXPECT_NE(log().find("detached " + iface_ + " (start failed): the pins it was attached over are kept", from),
+              std::string::npos)
+        << log();
+    EXPECT_FALSE(xdpAttached(receiver(), iface_));
+    EXPECT_TRUE(pathExists(pinDirOf(iface_) + "/sluice_config")) << "the failed start removed the pins";
+
+    rewriteFile(config_, configText({iface_}, {{"udp-ten", kPort, "10 per day"}}));
+    ASSERT_TRUE(start());
+    EXPECT_EQ(send(a_, kPort, 5), 0) << "A's spent bucket was kept";
+    ASSERT_TRUE(stop());
+    EXPECT_FALSE(pathExists(pinDirOf(iface_)));
+}
+
 // The config refuses an interface listed twice; --interface did not, and
 // the daemon then detached it twice on SIGTERM (exit 1, "cannot detach").
 TEST_F(DaemonTest, AnInterfaceOptionGivenTwiceExits2AndAttachesNothing) {
