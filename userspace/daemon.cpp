@@ -590,8 +590,8 @@ private:
             if (pinned && *pinned != maxSources)
                 how += "; its pinned table of " + std::to_string(*pinned) + " sources is kept: max_sources " +
                        std::to_string(maxSources) + " applies once it is detached";
+            fresh.push_back({iface, dp.attachInfo().overPins ? Datapath::Pins::Keep : Datapath::Pins::Remove});
             managed_.emplace(iface, std::move(dp));
-            fresh.push_back({iface, pinned ? Datapath::Pins::Keep : Datapath::Pins::Remove});
             logLine("attached " + iface + " (" + how + ")");
         }
         locks_.insert_or_assign(iface, std::move(lock));

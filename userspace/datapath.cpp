@@ -339,6 +339,8 @@ public:
         }
     }
     void release() { armed_ = false; }
+    // False when the pins were there before (nothing of them is removed).
+    bool armed() const { return armed_; }
 
 private:
     std::string dir_;
@@ -858,6 +860,7 @@ Datapath Datapath::attach(const AttachOptions& options)
                    "; use `sluice apply` to change its policies or `sluice detach` first");
     std::string dir = pinDir(options.iface);
     PinCleanup cleanup(dir);
+    const bool overPins = !cleanup.armed();
     mkdirPrivate(dir);
 
     LogCapture log;
@@ -898,6 +901,7 @@ Datapath Datapath::attach(const AttachOptions& options)
 
     auto attached = queryAttached(ifindex);
     impl->info = attached.info;
+    impl->info.overPins = overPins;
     if (!attached.info.dispatcher)
         impl->info.note = log.contains("dispatcher")
                               ? "libxdp's dispatcher could not load on this kernel; attached as a "

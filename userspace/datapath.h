@@ -36,6 +36,9 @@ struct AttachInfo {
     // loaded without a kernel config, so cached refusals read the clock;
     // nullopt when the program could not be read.
     std::optional<uint32_t> tickHz;
+    // attach reused state pinned there before it (a program taken off by
+    // hand, or while no daemon ran): an undo must leave those pins.
+    bool overPins = false;
 };
 
 // Counters of one policy slot, summed over CPUs.

@@ -178,13 +178,6 @@ INSTANTIATE_TEST_SUITE_P(
 
 namespace {
 
-// On the receiving veth an XDP program turns on veth's NAPI path, without
-// which XDP_TX'd frames from the peer are refused.
-int loadPass()
-{
-    return slit::loadXdpVerdict(XDP_PASS, "flood_pass");
-}
-
 struct LiveBed {
     slit::Testbed bed;
     slit::Testbed::Link* link = nullptr;
@@ -194,7 +187,9 @@ struct LiveBed {
     LiveBed()
     {
         link = &bed.addClient(3, 3);
-        passFd = loadPass();
+        // On the receiving veth an XDP program turns on veth's NAPI path,
+        // without which XDP_TX'd frames from the peer are refused.
+        passFd = slit::loadXdpVerdict(XDP_PASS, "flood_pass");
         bed.receiver().run([&] {
             int ifindex = int(if_nametoindex(link->receiverIf.c_str()));
             if (bpf_xdp_attach(ifindex, passFd, XDP_FLAGS_DRV_MODE, nullptr))

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../bpf/packet.h"
+#include "../integration/xdp_stub.h"
 #include "datapath.h"
 #include "error.h"
 
@@ -31,19 +32,6 @@ constexpr uint16_t kBanPort = 9001;
 constexpr uint16_t kOpenPort = 9999;
 constexpr uint16_t kNewSourcesPort = 9002;
 constexpr uint16_t kRoomyPort = 9003;
-
-// r0 = XDP_DROP; exit
-int loadBareDrop()
-{
-    const bpf_insn insns[] = {
-        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_DROP},
-        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-    };
-    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bare_drop", "GPL", insns, 2, nullptr);
-    if (fd < 0)
-        throwSys("cannot load the bare XDP_DROP program", fd);
-    return fd;
-}
 
 // Average ns per run over kRepeat runs, as the kernel measures it.
 double nsPerRun(int progFd, const Frame& frame, int repeat = kRepeat)
@@ -77,7 +65,7 @@ Stats summarize(std::vector<double> v)
 int main()
 {
     try {
-        int bare = loadBareDrop();
+        int bare = slit::loadXdpVerdict(XDP_DROP, "bare_drop");
         Datapath dp = Datapath::loadUnattached(4096);
         Datapath noCache = Datapath::loadUnattached(4096, false);
 
@@ -183,5 +171,8 @@ int main()
     } catch (const Error& e) {
         fprintf(stderr, "sluice: %s\n", e.what());
         return e.exitCode();
+    } catch (const std::exception& e) {
+        fprintf(stderr, "sluice: %s\n", e.what());
+        return 1;
     }
 }

@@ -210,6 +210,19 @@ protected:
         return ::testing::AssertionSuccess();
     }
 
+    // Takes sluice's program off behind the daemon's back (`xdp off`) and
+    // waits for the daemon's check to attach it again.
+    ::testing::AssertionResult takeOffAndAwaitReattach() {
+        const size_t from = mark();
+        receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
+        if (xdpAttached(receiver(), iface_))
+            return ::testing::AssertionFailure() << "still attached after xdp off";
+        if (!waitLog("no longer attached to " + iface_ + ": attaching it again", from, Millis(15000)) ||
+            !waitLog("attached " + iface_ + " (", from, Millis(5000)))
+            return ::testing::AssertionFailure() << "not attached again within 20 s; log:\n" << log();
+        return ::testing::AssertionSuccess();
+    }
+
     ::testing::AssertionResult reloadAfter(size_t from) {
         if (waitLog("sluice: reloaded " + config_, from))
             return ::testing::AssertionSuccess();
@@ -659,11 +672,7 @@ TEST_F(DaemonTest, ReattachesAProgramTakenOffWithinItsCheck) {
     ASSERT_TRUE(start());
     EXPECT_EQ(send(a_, kPort, 15), 10);
     const size_t from = mark();
-    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
-    ASSERT_FALSE(xdpAttached(receiver(), iface_));
-    ASSERT_TRUE(waitLog("no longer attached to " + iface_ + ": attaching it again", from, Millis(15000)))
-        << log();
-    ASSERT_TRUE(waitLog("attached " + iface_ + " (", from, Millis(5000))) << log();
+    ASSERT_TRUE(takeOffAndAwaitReattach());
     EXPECT_EQ(log().find("reloaded", from), std::string::npos) << "a reload did it, not the check";
     EXPECT_TRUE(xdpAttached(receiver(), iface_));
     EXPECT_EQ(send(a_, kPort, 5), 0) << "A's spent bucket was kept";
@@ -695,10 +704,7 @@ TEST_F(DaemonTest, ReattachesAtThePinnedTablesSizeAfterAReloadChangedIt) {
     ASSERT_TRUE(waitLog("max_sources is now 8192", from)) << log();
 
     from = mark();
-    receiver().ip({"link", "set", "dev", iface_, "xdp", "off"});
-    ASSERT_TRUE(waitLog("no longer attached to " + iface_ + ": attaching it again", from, Millis(15000)))
-        << log();
-    ASSERT_TRUE(waitLog("attached " + iface_ + " (", from, Millis(5000))) << log();
+    ASSERT_TRUE(takeOffAndAwaitReattach());
     EXPECT_EQ(log().find("cannot attach sluice to " + iface_, from), std::string::npos) << log();
     EXPECT_NE(log().find("its pinned table of 4096 sources is kept: max_sources 8192 applies once it is detached",
                          from),

@@ -75,15 +75,14 @@ void attachCmd(const AttachArgs& a)
         checkLockout(*cfg, a.force);
     }
     uint32_t maxSources = a.maxSources ? a.maxSources : cfg ? cfg->maxSources : SLUICE_DEFAULT_MAX_SOURCES;
-    // Attach is all or nothing, but pins it found (a program taken off by
-    // hand) are state it did not make: a failed install leaves them.
-    const bool pinnedBefore = Datapath::pinnedMaxSources(a.iface).has_value();
     Datapath dp = Datapath::attach({a.iface, *mode, maxSources});
     if (cfg) {
         try {
             dp.install(cfg->rules);
         } catch (const Error&) {
-            Datapath::detach(a.iface, pinnedBefore ? Datapath::Pins::Keep : Datapath::Pins::Remove);
+            // Attach is all or nothing, but pins it found are state it
+            // did not make: a failed install leaves them.
+            Datapath::detach(a.iface, dp.attachInfo().overPins ? Datapath::Pins::Keep : Datapath::Pins::Remove);
             throw;
         }
     }
